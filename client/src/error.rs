@@ -1,0 +1,52 @@
+use tonic::Code;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong talking to infrad, by what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot connect to infrad at {addr}: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The lease expired or was reclaimed; its cluster is no longer yours.
+    #[error("{0}")]
+    LeaseLost(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// No cluster became ready within the wait.
+    #[error("timed out: {0}")]
+    TimedOut(String),
+    /// The daemon refused the request; `code` says why in gRPC terms.
+    #[error("rejected ({code:?}): {message}")]
+    Rejected { code: Code, message: String },
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+impl Error {
+    /// The gRPC code behind this error, if the daemon answered.
+    pub fn code(&self) -> Option<Code> {
+        match self {
+            Error::LeaseLost(_) => Some(Code::FailedPrecondition),
+            Error::NotFound(_) => Some(Code::NotFound),
+            Error::TimedOut(_) => Some(Code::ResourceExhausted),
+            Error::Rejected { code, .. } => Some(*code),
+            Error::Connect { .. } | Error::Protocol(_) => None,
+        }
+    }
+}
+
+impl From<tonic::Status> for Error {
+    fn from(status: tonic::Status) -> Self {
+        let message = status.message().to_string();
+        match status.code() {
+            Code::FailedPrecondition => Error::LeaseLost(message),
+            Code::NotFound => Error::NotFound(message),
+            Code::ResourceExhausted => Error::TimedOut(message),
+            code => Error::Rejected { code, message },
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Client for infrad, the daemon that leases warm kind clusters to end-to-end test runs.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), infrad_client::Error> {
+//! use std::time::Duration;
+//! let mut client = infrad_client::Client::connect(infrad_client::DEFAULT_ADDR).await?;
+//! let lease = client
+//!     .acquire(infrad_client::Acquire::new("demo").holder("job-42").ttl(Duration::from_secs(600)))
+//!     .await?;
+//! // ... run the tests against lease.kubeconfig ...
+//! client.release(&lease.lease_id, &lease.token).await?;
+//! # Ok(()) }
+//! ```
+mod acquire;
+mod error;
+
+use std::time::{Duration, SystemTime};
+
+use tonic::transport::{Channel, Endpoint};
+
+pub use acquire::Acquire;
+pub use error::{Error, Result};
+
+/// Generated API types of `infrad.v1`.
+pub mod proto {
+    tonic::include_proto!("infrad.v1");
+}
+
+use proto::lease_service_client::LeaseServiceClient;
+
+/// Where the daemon listens unless told otherwise.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:50051";
+/// Environment variable naming the daemon's address.
+pub const ADDR_ENV: &str = "INFRAD_ADDR";
+
+/// A connection to one infrad daemon. Cheap to clone: clones share the connection.
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: LeaseServiceClient<Channel>,
+}
+
+impl Client {
+    /// Connects to `addr` (`host:port` or `http://host:port`).
+    pub async fn connect(addr: &str) -> Result<Self> {
+        let uri = if addr.contains("://") {
+            addr.to_string()
+        } else {
+            format!("http://{addr}")
+        };
+        let connect_err = |source| Error::Connect {
+            addr: addr.to_string(),
+            source,
+        };
+        let channel = Endpoint::from_shared(uri)
+            .map_err(connect_err)?
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .map_err(connect_err)?;
+        Ok(Self {
+            inner: LeaseServiceClient::new(channel),
+        })
+    }
+
+    /// Connects to `$INFRAD_ADDR`, or to [`DEFAULT_ADDR`] when it is unset.
+    pub async fn connect_from_env() -> Result<Self> {
+        let addr = std::env::var(ADDR_ENV).unwrap_or_else(|_| DEFAULT_ADDR.to_string());
+        Self::connect(&addr).await
+    }
+
+    /// Acquires a lease on a ready cluster, waiting as the request says.
+    pub async fn acquire(&mut self, request: Acquire) -> Result<proto::Lease> {
+        let request = request.into_request();
+        Ok(self.inner.acquire(request).await?.into_inner())
+    }
+
+    /// Extends a lease to now + `ttl` (`None`: the profile's default) and returns the new expiry.
+    pub async fn renew(
+        &mut self,
+        lease_id: &str,
+        token: &str,
+        ttl: Option<Duration>,
+    ) -> Result<SystemTime> {
+        let response = self
+            .inner
+            .renew(proto::RenewRequest {
+                lease_id: lease_id.to_string(),
+                token: token.to_string(),
+                ttl: ttl.map(acquire::to_proto_duration),
+            })
+            .await?
+            .into_inner();
+        response
+            .expires_at
+            .and_then(|t| SystemTime::try_from(t).ok())
+            .ok_or_else(|| Error::Protocol("renew answered without an expiry".into()))
+    }
+
+    /// Ends a lease. Releasing an already released lease succeeds.
+    pub async fn release(&mut self, lease_id: &str, token: &str) -> Result<()> {
+        self.inner
+            .release(proto::ReleaseRequest {
+                lease_id: lease_id.to_string(),
+                token: token.to_string(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Pools, clusters, leases and timings of one profile, or of all when `profile` is `None`.
+    pub async fn status(&mut self, profile: Option<&str>) -> Result<proto::StatusResponse> {
+        let request = proto::StatusRequest {
+            profile: profile.unwrap_or_default().to_string(),
+        };
+        Ok(self.inner.status(request).await?.into_inner())
+    }
+}

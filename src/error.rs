@@ -1,0 +1,51 @@
+use std::time::Duration;
+
+use crate::store::{EndReason, FailureRow, Millis, StateCounts};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything the daemon can refuse or fail at. The API maps each to a gRPC code; the
+/// internal ones (store, I/O) reach callers only as "internal error".
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("unknown profile {0:?}")]
+    UnknownProfile(String),
+    #[error("no lease {0}")]
+    LeaseNotFound(String),
+    #[error("wrong token for lease {0}")]
+    WrongToken(String),
+    #[error("lease lost: {reason} at {}", crate::time::rfc3339(*.at))]
+    LeaseLost { reason: EndReason, at: Millis },
+    #[error(
+        "no ready cluster of profile {profile:?} within {}: {} building, {} leased, {} recycling (max {max})",
+        humantime::format_duration(*.waited), .counts.building, .counts.leased, .counts.recycling
+    )]
+    NoCluster {
+        profile: String,
+        waited: Duration,
+        counts: StateCounts,
+        max: u32,
+    },
+    #[error(
+        "profile {profile:?} is degraded: {} builds failed in a row; last failure in phase {} step {}{}: {}",
+        .failure.consecutive, .failure.failure.phase, .failure.failure.step,
+        .failure.failure.exit_code.map(|c| format!(" (exit code {c})")).unwrap_or_default(),
+        .failure.failure.error
+    )]
+    Degraded {
+        profile: String,
+        failure: Box<FailureRow>,
+    },
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("database: {0}")]
+    Store(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}

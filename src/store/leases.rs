@@ -1,0 +1,285 @@
+use std::{fmt, str::FromStr};
+
+use sqlx::{Executor, FromRow, Sqlite, Transaction};
+
+use super::{Millis, Store};
+use crate::Result;
+
+/// Why a lease ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    Released,
+    Expired,
+    /// Its cluster vanished.
+    Gone,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Released => "released",
+            EndReason::Expired => "expired",
+            EndReason::Gone => "gone",
+        }
+    }
+}
+
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EndReason {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "released" => Ok(EndReason::Released),
+            "expired" => Ok(EndReason::Expired),
+            "gone" => Ok(EndReason::Gone),
+            other => Err(format!("unknown lease end reason {other:?}")),
+        }
+    }
+}
+
+/// A lease with its cluster's name and kubeconfig.
+#[derive(Clone, FromRow)]
+pub struct LeaseRow {
+    pub id: String,
+    pub token: String,
+    pub cluster_id: String,
+    pub cluster_name: String,
+    pub kubeconfig: Option<String>,
+    pub profile: String,
+    pub holder: String,
+    pub request_id: Option<String>,
+    pub acquired_at: Millis,
+    pub expires_at: Millis,
+    pub ended_at: Option<Millis>,
+    pub end_reason: Option<String>,
+}
+
+impl LeaseRow {
+    pub fn end_reason(&self) -> Option<EndReason> {
+        self.end_reason.as_deref().and_then(|r| r.parse().ok())
+    }
+}
+
+// The token stays out of debug output, which may reach logs.
+impl fmt::Debug for LeaseRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LeaseRow")
+            .field("id", &self.id)
+            .field("cluster_name", &self.cluster_name)
+            .field("profile", &self.profile)
+            .field("holder", &self.holder)
+            .field("expires_at", &self.expires_at)
+            .field("ended_at", &self.ended_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a grant writes.
+pub struct NewLease<'a> {
+    pub id: &'a str,
+    pub token: &'a str,
+    pub profile: &'a str,
+    pub holder: &'a str,
+    pub request_id: Option<&'a str>,
+    pub ttl_ms: Millis,
+}
+
+const LEASE_SELECT: &str =
+    "SELECT l.id, l.token, l.cluster_id, c.name AS cluster_name, c.kubeconfig,
+        l.profile, l.holder, l.request_id, l.acquired_at, l.expires_at, l.ended_at, l.end_reason
+     FROM leases l JOIN clusters c ON c.id = l.cluster_id";
+
+impl Store {
+    /// Leases the oldest ready cluster of the profile in one transaction, or returns the lease
+    /// an earlier call with the same request id got. `None`: no cluster is ready.
+    pub async fn grant(&self, lease: &NewLease<'_>, now: Millis) -> Result<Option<LeaseRow>> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(id) = lease.request_id
+            && let Some(existing) = by_request(&mut *tx, lease.profile, lease.holder, id).await?
+        {
+            return Ok(Some(existing));
+        }
+        // Writing first takes SQLite's write lock at once, so the pick cannot go stale.
+        let cluster: Option<String> = sqlx::query_scalar(
+            "UPDATE clusters SET state = 'leased', state_changed_at = ?
+             WHERE state = 'ready' AND id = (
+                 SELECT id FROM clusters WHERE profile = ? AND state = 'ready'
+                 ORDER BY ready_at, id LIMIT 1)
+             RETURNING id",
+        )
+        .bind(now)
+        .bind(lease.profile)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(cluster_id) = cluster else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "INSERT INTO leases (id, token, cluster_id, profile, holder, request_id, acquired_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(lease.id)
+        .bind(lease.token)
+        .bind(&cluster_id)
+        .bind(lease.profile)
+        .bind(lease.holder)
+        .bind(lease.request_id)
+        .bind(now)
+        .bind(now.saturating_add(lease.ttl_ms))
+        .execute(&mut *tx)
+        .await?;
+        let granted = lease_by_id(&mut *tx, lease.id).await?;
+        tx.commit().await?;
+        Ok(granted)
+    }
+
+    /// Takes back a grant nobody received (the caller gave up): the lease row goes, the
+    /// cluster is ready again.
+    pub async fn undo_grant(&self, lease_id: &str, now: Millis) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let cluster: Option<String> = sqlx::query_scalar(
+            "DELETE FROM leases WHERE id = ? AND ended_at IS NULL RETURNING cluster_id",
+        )
+        .bind(lease_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(cluster_id) = cluster {
+            sqlx::query(
+                "UPDATE clusters SET state = 'ready', state_changed_at = ? WHERE id = ? AND state = 'leased'",
+            )
+            .bind(now)
+            .bind(cluster_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn lease(&self, id: &str) -> Result<Option<LeaseRow>> {
+        lease_by_id(&self.pool, id).await
+    }
+
+    pub async fn lease_by_request(
+        &self,
+        profile: &str,
+        holder: &str,
+        request_id: &str,
+    ) -> Result<Option<LeaseRow>> {
+        by_request(&self.pool, profile, holder, request_id).await
+    }
+
+    /// Moves a live, unexpired lease's expiry. False if it had ended or expired.
+    pub async fn renew(&self, lease_id: &str, expires_at: Millis, now: Millis) -> Result<bool> {
+        let moved = sqlx::query(
+            "UPDATE leases SET expires_at = ? WHERE id = ? AND ended_at IS NULL AND expires_at > ?",
+        )
+        .bind(expires_at)
+        .bind(lease_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(moved == 1)
+    }
+
+    /// Ends a live lease and sends its cluster to recycling. Returns the cluster id, or
+    /// `None` if the lease had already ended.
+    pub async fn end_lease(
+        &self,
+        lease_id: &str,
+        reason: EndReason,
+        now: Millis,
+    ) -> Result<Option<String>> {
+        let mut tx = self.pool.begin().await?;
+        let cluster: Option<String> = sqlx::query_scalar(
+            "UPDATE leases SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL
+             RETURNING cluster_id",
+        )
+        .bind(now)
+        .bind(reason.as_str())
+        .bind(lease_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(cluster_id) = &cluster {
+            to_recycling(&mut tx, cluster_id, now).await?;
+        }
+        tx.commit().await?;
+        Ok(cluster)
+    }
+
+    /// Ends every live lease whose expiry has passed; returns the profiles they belonged to.
+    pub async fn expire_due(&self, now: Millis) -> Result<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
+        let expired: Vec<(String, String)> = sqlx::query_as(
+            "UPDATE leases SET ended_at = ?, end_reason = 'expired'
+             WHERE ended_at IS NULL AND expires_at <= ?
+             RETURNING cluster_id, profile",
+        )
+        .bind(now)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (cluster_id, _) in &expired {
+            to_recycling(&mut tx, cluster_id, now).await?;
+        }
+        tx.commit().await?;
+        Ok(expired.into_iter().map(|(_, profile)| profile).collect())
+    }
+
+    /// Live leases, of one profile or all, oldest first.
+    pub async fn live_leases(&self, profile: Option<&str>) -> Result<Vec<LeaseRow>> {
+        let sql = format!(
+            "{LEASE_SELECT} WHERE l.ended_at IS NULL AND (? IS NULL OR l.profile = ?)
+             ORDER BY l.acquired_at, l.id"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(profile)
+            .bind(profile)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+}
+
+async fn by_request<'c>(
+    db: impl Executor<'c, Database = Sqlite>,
+    profile: &str,
+    holder: &str,
+    request_id: &str,
+) -> Result<Option<LeaseRow>> {
+    let sql = format!("{LEASE_SELECT} WHERE l.profile = ? AND l.holder = ? AND l.request_id = ?");
+    Ok(sqlx::query_as(&sql)
+        .bind(profile)
+        .bind(holder)
+        .bind(request_id)
+        .fetch_optional(db)
+        .await?)
+}
+
+async fn lease_by_id<'c>(
+    db: impl Executor<'c, Database = Sqlite>,
+    id: &str,
+) -> Result<Option<LeaseRow>> {
+    let sql = format!("{LEASE_SELECT} WHERE l.id = ?");
+    Ok(sqlx::query_as(&sql).bind(id).fetch_optional(db).await?)
+}
+
+async fn to_recycling(
+    tx: &mut Transaction<'_, Sqlite>,
+    cluster_id: &str,
+    now: Millis,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE clusters SET state = 'recycling', state_changed_at = ? WHERE id = ? AND state = 'leased'",
+    )
+    .bind(now)
+    .bind(cluster_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! SQLite via sqlx: the only module with SQL. Every state change is one transaction, and
+//! every cluster move is a compare-and-set on its current state.
+mod clusters;
+mod leases;
+mod runs;
+
+use std::{os::unix::fs::OpenOptionsExt, path::Path, str::FromStr, time::Duration};
+
+use sqlx::{
+    SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
+};
+
+pub use clusters::{ClusterRow, ClusterState, StateCounts};
+pub use leases::{EndReason, LeaseRow, NewLease};
+pub use runs::{FailureRow, RunFailure, StepRow};
+
+use crate::Result;
+
+/// The database file inside the state directory.
+pub const DB_FILE: &str = "infrad.db";
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if missing) the database in `state_dir` and runs the migrations.
+    /// The file holds lease tokens, so it is created mode 0600.
+    pub async fn open(state_dir: &Path) -> Result<Self> {
+        let path = state_dir.join(DB_FILE);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)?;
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        Self::migrated(pool).await
+    }
+
+    /// Wraps an open pool, running the migrations.
+    pub async fn migrated(pool: SqlitePool) -> Result<Self> {
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Milliseconds since the Unix epoch: how the store keeps time.
+pub type Millis = i64;
+
+#[cfg(test)]
+mod tests;

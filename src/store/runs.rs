@@ -1,0 +1,129 @@
+use sqlx::FromRow;
+
+use super::{Millis, Store};
+use crate::Result;
+
+/// Where and why a pipeline run failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFailure {
+    pub phase: String,
+    pub step: String,
+    pub exit_code: Option<i32>,
+    /// The error, with the tail of the failing command's stderr.
+    pub error: String,
+}
+
+/// The newest failed run of a profile and how many runs in a row have failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureRow {
+    pub failure: RunFailure,
+    pub at: Millis,
+    pub consecutive: u32,
+}
+
+/// One step of a pipeline run, with its timing.
+#[derive(Debug, Clone, FromRow)]
+pub struct StepRow {
+    pub run_id: i64,
+    pub phase: String,
+    pub step: String,
+    pub started_at: Millis,
+    pub ended_at: Option<Millis>,
+    pub outcome: String,
+}
+
+impl Store {
+    pub async fn step_started(
+        &self,
+        run_id: i64,
+        phase: &str,
+        step: &str,
+        now: Millis,
+    ) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO run_steps (run_id, phase, step, started_at, outcome)
+             VALUES (?, ?, ?, ?, 'running') RETURNING id",
+        )
+        .bind(run_id)
+        .bind(phase)
+        .bind(step)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn step_ended(&self, step_id: i64, succeeded: bool, now: Millis) -> Result<()> {
+        sqlx::query("UPDATE run_steps SET ended_at = ?, outcome = ? WHERE id = ?")
+            .bind(now)
+            .bind(if succeeded { "succeeded" } else { "failed" })
+            .bind(step_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The steps of the run that made this cluster ready.
+    pub async fn build_steps(&self, cluster_id: &str) -> Result<Vec<StepRow>> {
+        Ok(sqlx::query_as(
+            "SELECT run_id, phase, step, started_at, ended_at, outcome FROM run_steps
+             WHERE run_id = (SELECT id FROM pipeline_runs WHERE cluster_id = ? AND outcome = 'succeeded'
+                             ORDER BY id DESC LIMIT 1)
+             ORDER BY started_at, id",
+        )
+        .bind(cluster_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The steps of the profile's newest `runs` successful runs, newest run first.
+    pub async fn recent_steps(&self, profile: &str, runs: u32) -> Result<Vec<StepRow>> {
+        Ok(sqlx::query_as(
+            "SELECT s.run_id, s.phase, s.step, s.started_at, s.ended_at, s.outcome
+             FROM run_steps s
+             WHERE s.run_id IN (SELECT id FROM pipeline_runs WHERE profile = ? AND outcome = 'succeeded'
+                                ORDER BY id DESC LIMIT ?)
+             ORDER BY s.run_id DESC, s.started_at, s.id",
+        )
+        .bind(profile)
+        .bind(runs)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The profile's current streak of failed runs, `None` if its newest finished run succeeded.
+    pub async fn failure_streak(&self, profile: &str) -> Result<Option<FailureRow>> {
+        type Row = (
+            String,
+            Option<String>,
+            Option<String>,
+            Option<i32>,
+            Option<String>,
+            Option<Millis>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT outcome, fail_phase, fail_step, exit_code, error, ended_at FROM pipeline_runs
+             WHERE profile = ? AND outcome IN ('succeeded', 'failed')
+             ORDER BY id DESC LIMIT 1000",
+        )
+        .bind(profile)
+        .fetch_all(&self.pool)
+        .await?;
+        let consecutive = rows.iter().take_while(|r| r.0 == "failed").count();
+        let Some((_, phase, step, exit_code, error, ended_at)) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        if consecutive == 0 {
+            return Ok(None);
+        }
+        Ok(Some(FailureRow {
+            failure: RunFailure {
+                phase: phase.unwrap_or_default(),
+                step: step.unwrap_or_default(),
+                exit_code,
+                error: error.unwrap_or_default(),
+            },
+            at: ended_at.unwrap_or_default(),
+            consecutive: u32::try_from(consecutive).unwrap_or(u32::MAX),
+        }))
+    }
+}

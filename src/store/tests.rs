@@ -1,0 +1,298 @@
+use sqlx::SqlitePool;
+
+use super::*;
+
+async fn store(pool: SqlitePool) -> Store {
+    Store::migrated(pool).await.unwrap()
+}
+
+async fn ready_cluster(store: &Store, id: &str, now: Millis) {
+    let run = store
+        .insert_building(id, &format!("infrad-demo-{id}"), "demo", "host", now)
+        .await
+        .unwrap();
+    assert!(store.mark_ready(id, run, "kubeconfig", now).await.unwrap());
+}
+
+fn lease<'a>(id: &'a str, request_id: Option<&'a str>) -> NewLease<'a> {
+    NewLease {
+        id,
+        token: "secret",
+        profile: "demo",
+        holder: "job",
+        request_id,
+        ttl_ms: 1_000,
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn grant_takes_the_oldest_ready_cluster_once(pool: SqlitePool) {
+    let store = store(pool).await;
+    ready_cluster(&store, "b", 20).await;
+    ready_cluster(&store, "a", 10).await;
+
+    let first = store.grant(&lease("l1", None), 100).await.unwrap().unwrap();
+    assert_eq!(first.cluster_id, "a");
+    assert_eq!(first.expires_at, 1_100);
+    let second = store.grant(&lease("l2", None), 100).await.unwrap().unwrap();
+    assert_eq!(second.cluster_id, "b");
+    assert!(
+        store
+            .grant(&lease("l3", None), 100)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.counts("demo").await.unwrap().leased, 2);
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_database_refuses_a_second_live_lease_on_a_cluster(pool: SqlitePool) {
+    let store = store(pool.clone()).await;
+    ready_cluster(&store, "a", 10).await;
+    store.grant(&lease("l1", None), 100).await.unwrap().unwrap();
+    let duplicate = sqlx::query(
+        "INSERT INTO leases (id, token, cluster_id, profile, holder, acquired_at, expires_at)
+         VALUES ('l2', 't', 'a', 'demo', 'x', 1, 2)",
+    )
+    .execute(&pool)
+    .await;
+    assert!(
+        duplicate.is_err(),
+        "unique index must refuse the second live lease"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_repeated_request_id_returns_the_same_lease(pool: SqlitePool) {
+    let store = store(pool).await;
+    ready_cluster(&store, "a", 10).await;
+    ready_cluster(&store, "b", 20).await;
+    let first = store
+        .grant(&lease("l1", Some("r1")), 100)
+        .await
+        .unwrap()
+        .unwrap();
+    let retry = store
+        .grant(&lease("l2", Some("r1")), 200)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (retry.id.as_str(), retry.token.as_str()),
+        (first.id.as_str(), "secret")
+    );
+    assert_eq!(
+        store.counts("demo").await.unwrap().ready,
+        1,
+        "the retry leased nothing new"
+    );
+    let found = store
+        .lease_by_request("demo", "job", "r1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, "l1");
+    assert!(
+        store
+            .lease_by_request("demo", "other", "r1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn ending_a_lease_recycles_its_cluster_once(pool: SqlitePool) {
+    let store = store(pool).await;
+    ready_cluster(&store, "a", 10).await;
+    store.grant(&lease("l1", None), 100).await.unwrap().unwrap();
+    let ended = store
+        .end_lease("l1", EndReason::Released, 150)
+        .await
+        .unwrap();
+    assert_eq!(ended.as_deref(), Some("a"));
+    assert!(
+        store
+            .end_lease("l1", EndReason::Released, 160)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let row = store.lease("l1").await.unwrap().unwrap();
+    assert_eq!(
+        (row.ended_at, row.end_reason()),
+        (Some(150), Some(EndReason::Released))
+    );
+    assert_eq!(
+        store.cluster("a").await.unwrap().unwrap().state,
+        ClusterState::Recycling
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn expiry_ends_only_leases_past_their_time(pool: SqlitePool) {
+    let store = store(pool).await;
+    ready_cluster(&store, "a", 10).await;
+    ready_cluster(&store, "b", 20).await;
+    store.grant(&lease("l1", None), 100).await.unwrap();
+    store.grant(&lease("l2", None), 600).await.unwrap();
+    assert!(store.expire_due(1_099).await.unwrap().is_empty());
+    assert_eq!(
+        store.expire_due(1_100).await.unwrap(),
+        vec!["demo".to_string()]
+    );
+    assert_eq!(store.live_leases(Some("demo")).await.unwrap().len(), 1);
+    assert_eq!(
+        store.cluster("a").await.unwrap().unwrap().state,
+        ClusterState::Recycling
+    );
+    assert!(
+        !store.renew("l1", 5_000, 1_200).await.unwrap(),
+        "an expired lease cannot renew"
+    );
+    assert!(store.renew("l2", 5_000, 1_200).await.unwrap());
+    assert!(store.expire_due(4_999).await.unwrap().is_empty());
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_undone_grant_leaves_no_lease_and_a_ready_cluster(pool: SqlitePool) {
+    let store = store(pool).await;
+    ready_cluster(&store, "a", 10).await;
+    store
+        .grant(&lease("l1", Some("r1")), 100)
+        .await
+        .unwrap()
+        .unwrap();
+    store.undo_grant("l1", 110).await.unwrap();
+    assert!(store.lease("l1").await.unwrap().is_none());
+    assert_eq!(
+        store.cluster("a").await.unwrap().unwrap().state,
+        ClusterState::Ready
+    );
+    let again = store
+        .grant(&lease("l2", Some("r1")), 120)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.id, "l2", "the request id is free again");
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_vanished_cluster_takes_its_lease_with_it(pool: SqlitePool) {
+    let store = store(pool).await;
+    ready_cluster(&store, "a", 10).await;
+    store.grant(&lease("l1", None), 100).await.unwrap();
+    store.mark_gone("a", 200).await.unwrap();
+    let row = store.lease("l1").await.unwrap().unwrap();
+    assert_eq!(row.end_reason(), Some(EndReason::Gone));
+    assert_eq!(
+        store.cluster("a").await.unwrap().unwrap().state,
+        ClusterState::Gone
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn compare_and_set_refuses_a_stale_state(pool: SqlitePool) {
+    let store = store(pool).await;
+    ready_cluster(&store, "a", 10).await;
+    assert!(
+        !store
+            .set_state("a", ClusterState::Leased, ClusterState::Recycling, 20)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .set_state("a", ClusterState::Ready, ClusterState::Recycling, 20)
+            .await
+            .unwrap()
+    );
+    let live = store
+        .clusters(Some("demo"), &ClusterState::LIVE)
+        .await
+        .unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].state, ClusterState::Recycling);
+}
+
+#[sqlx::test(migrations = false)]
+async fn failure_streak_counts_failures_since_the_last_success(pool: SqlitePool) {
+    let store = store(pool).await;
+    ready_cluster(&store, "ok", 1).await;
+    assert!(store.failure_streak("demo").await.unwrap().is_none());
+    for (i, id) in ["f1", "f2"].iter().enumerate() {
+        let run = store
+            .insert_building(id, id, "demo", "h", 10)
+            .await
+            .unwrap();
+        let failure = RunFailure {
+            phase: "cluster".into(),
+            step: "kind create".into(),
+            exit_code: Some(1),
+            error: format!("boom {i}"),
+        };
+        store
+            .mark_failed(id, run, &failure, 20 + i as i64)
+            .await
+            .unwrap();
+    }
+    let streak = store.failure_streak("demo").await.unwrap().unwrap();
+    assert_eq!(streak.consecutive, 2);
+    assert_eq!(streak.failure.error, "boom 1");
+    assert_eq!(streak.at, 21);
+    assert_eq!(
+        store.cluster("f1").await.unwrap().unwrap().state,
+        ClusterState::Failed
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn build_steps_are_those_of_the_successful_run(pool: SqlitePool) {
+    let store = store(pool).await;
+    let run = store
+        .insert_building("a", "infrad-demo-a", "demo", "h", 0)
+        .await
+        .unwrap();
+    let step = store
+        .step_started(run, "build", "image-a", 0)
+        .await
+        .unwrap();
+    store.step_ended(step, true, 1_500).await.unwrap();
+    let step = store
+        .step_started(run, "cluster", "kind create", 1_500)
+        .await
+        .unwrap();
+    store.step_ended(step, true, 4_000).await.unwrap();
+    assert!(store.mark_ready("a", run, "kc", 4_000).await.unwrap());
+    let steps = store.build_steps("a").await.unwrap();
+    let names: Vec<_> = steps
+        .iter()
+        .map(|s| (s.phase.as_str(), s.ended_at))
+        .collect();
+    assert_eq!(
+        names,
+        vec![("build", Some(1_500)), ("cluster", Some(4_000))]
+    );
+    assert_eq!(store.recent_steps("demo", 5).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn open_creates_a_private_database_in_the_state_dir() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    ready_cluster(&store, "a", 1).await;
+    store.close().await;
+    let mode = std::fs::metadata(dir.path().join(DB_FILE))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let reopened = Store::open(dir.path()).await.unwrap();
+    assert_eq!(
+        reopened.counts("demo").await.unwrap().ready,
+        1,
+        "state survives a reopen"
+    );
+}
