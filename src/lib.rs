@@ -1,7 +1,14 @@
 //! infrad: keeps warm kind clusters and leases them to end-to-end test runs over gRPC.
+pub mod api;
+pub mod cli;
 pub mod config;
+pub mod daemon;
 mod error;
+pub mod leases;
+pub mod pipeline;
+pub mod pool;
 pub mod store;
 pub mod time;
+pub mod timings;
 
 pub use error::{Error, Result};

@@ -56,6 +56,15 @@ pub enum Recycle {
     Reset,
 }
 
+impl std::fmt::Display for Recycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Recycle::Recreate => "recreate",
+            Recycle::Reset => "reset",
+        })
+    }
+}
+
 impl Config {
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {

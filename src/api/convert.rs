@@ -1,0 +1,125 @@
+//! Domain → proto, at the edge.
+use std::time::Duration;
+
+use infrad_client::proto;
+
+use crate::{
+    leases::{Grant, ProfileReport},
+    store::{ClusterState, FailureRow, Millis},
+    time::{self, duration_between},
+    timings::{self, PhaseStats},
+};
+
+pub(super) fn timestamp(ms: Millis) -> prost_types::Timestamp {
+    time::to_system_time(ms).into()
+}
+
+pub(super) fn duration(d: Duration) -> prost_types::Duration {
+    prost_types::Duration::try_from(d).unwrap_or_default()
+}
+
+pub(super) fn lease(grant: Grant) -> proto::Lease {
+    let lease = grant.lease;
+    proto::Lease {
+        lease_id: lease.id,
+        token: lease.token,
+        profile: lease.profile,
+        cluster: lease.cluster_name,
+        kubeconfig: lease.kubeconfig.unwrap_or_default(),
+        expires_at: Some(timestamp(lease.expires_at)),
+        holder: lease.holder,
+        acquired_at: Some(timestamp(lease.acquired_at)),
+        build: Some(proto::BuildTimings {
+            total: Some(duration(timings::run_total(&grant.build))),
+            phases: timings::phases_of_run(&grant.build)
+                .into_iter()
+                .map(|phase| proto::PhaseTiming {
+                    phase: phase.phase,
+                    duration: Some(duration(phase.duration)),
+                    steps: phase
+                        .steps
+                        .into_iter()
+                        .map(|(step, took)| proto::StepTiming {
+                            step,
+                            duration: Some(duration(took)),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }),
+    }
+}
+
+fn cluster_state(state: ClusterState) -> proto::ClusterState {
+    match state {
+        ClusterState::Building => proto::ClusterState::Building,
+        ClusterState::Ready => proto::ClusterState::Ready,
+        ClusterState::Leased => proto::ClusterState::Leased,
+        ClusterState::Recycling => proto::ClusterState::Recycling,
+        ClusterState::Failed => proto::ClusterState::Failed,
+        ClusterState::Deleted | ClusterState::Gone => proto::ClusterState::Unspecified,
+    }
+}
+
+fn phase_stats(stats: PhaseStats) -> proto::PhaseStats {
+    proto::PhaseStats {
+        phase: stats.phase,
+        runs: stats.runs,
+        p50: Some(duration(stats.p50)),
+        p95: Some(duration(stats.p95)),
+        last: Some(duration(stats.last)),
+    }
+}
+
+fn failure(row: FailureRow) -> proto::BuildFailure {
+    proto::BuildFailure {
+        phase: row.failure.phase,
+        step: row.failure.step,
+        error: row.failure.error,
+        exit_code: row.failure.exit_code,
+        at: Some(timestamp(row.at)),
+        consecutive_failures: row.consecutive,
+    }
+}
+
+pub(super) fn profile_status(report: ProfileReport) -> proto::ProfileStatus {
+    let now = time::now();
+    proto::ProfileStatus {
+        profile: report.profile,
+        counts: Some(proto::PoolCounts {
+            ready: report.counts.ready,
+            leased: report.counts.leased,
+            building: report.counts.building,
+            recycling: report.counts.recycling,
+            failed: report.failure.as_ref().map_or(0, |f| f.consecutive),
+            waiting: report.waiting,
+        }),
+        clusters: report
+            .clusters
+            .into_iter()
+            .map(|c| proto::ClusterInfo {
+                name: c.cluster.name,
+                state: cluster_state(c.cluster.state).into(),
+                created_at: Some(timestamp(c.cluster.created_at)),
+                age: Some(duration(duration_between(c.cluster.created_at, now))),
+                holder: c.holder.unwrap_or_default(),
+            })
+            .collect(),
+        leases: report
+            .leases
+            .into_iter()
+            .map(|l| proto::LeaseInfo {
+                lease_id: l.id,
+                holder: l.holder,
+                cluster: l.cluster_name,
+                acquired_at: Some(timestamp(l.acquired_at)),
+                expires_at: Some(timestamp(l.expires_at)),
+            })
+            .collect(),
+        phase_stats: report.phase_stats.into_iter().map(phase_stats).collect(),
+        degraded: report.degraded,
+        last_failure: report.failure.map(failure),
+        warm: report.warm,
+        max: report.max,
+    }
+}

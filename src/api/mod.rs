@@ -1,0 +1,89 @@
+//! The gRPC edge: validates requests, calls the lease domain, maps its answers and errors.
+mod convert;
+mod status;
+mod validate;
+
+use std::sync::Arc;
+
+use infrad_client::proto;
+use tonic::{Request, Response, Status};
+use tracing::instrument;
+
+use crate::leases::LeaseApi;
+
+/// Generated server stubs; the message types are `infrad_client::proto`'s.
+pub mod pb {
+    tonic::include_proto!("infrad.v1");
+}
+
+/// Descriptor set of `infrad.v1`, served by reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("infrad_descriptor");
+
+pub use pb::lease_service_server::LeaseServiceServer;
+
+/// `infrad.v1.LeaseService`, generic over the lease domain.
+pub struct LeaseService<L> {
+    leases: Arc<L>,
+}
+
+impl<L> LeaseService<L> {
+    pub fn new(leases: Arc<L>) -> Self {
+        Self { leases }
+    }
+}
+
+#[tonic::async_trait]
+impl<L: LeaseApi> pb::lease_service_server::LeaseService for LeaseService<L> {
+    #[instrument(skip_all, fields(profile, holder), err(level = "warn"))]
+    async fn acquire(
+        &self,
+        request: Request<proto::AcquireRequest>,
+    ) -> Result<Response<proto::Lease>, Status> {
+        let params = validate::acquire(request)?;
+        tracing::Span::current()
+            .record("profile", params.profile.as_str())
+            .record("holder", params.holder.as_str());
+        let grant = self.leases.acquire(params).await?;
+        Ok(Response::new(convert::lease(grant)))
+    }
+
+    #[instrument(skip_all, fields(lease_id), err(level = "warn"))]
+    async fn renew(
+        &self,
+        request: Request<proto::RenewRequest>,
+    ) -> Result<Response<proto::RenewResponse>, Status> {
+        let request = request.into_inner();
+        let lease_id = validate::lease_id(&request.lease_id)?;
+        tracing::Span::current().record("lease_id", lease_id.as_str());
+        let ttl = validate::ttl(request.ttl)?;
+        let expires_at = self.leases.renew(&lease_id, &request.token, ttl).await?;
+        Ok(Response::new(proto::RenewResponse {
+            expires_at: Some(convert::timestamp(expires_at)),
+        }))
+    }
+
+    #[instrument(skip_all, fields(lease_id), err(level = "warn"))]
+    async fn release(
+        &self,
+        request: Request<proto::ReleaseRequest>,
+    ) -> Result<Response<proto::ReleaseResponse>, Status> {
+        let request = request.into_inner();
+        let lease_id = validate::lease_id(&request.lease_id)?;
+        tracing::Span::current().record("lease_id", lease_id.as_str());
+        self.leases.release(&lease_id, &request.token).await?;
+        Ok(Response::new(proto::ReleaseResponse {}))
+    }
+
+    #[instrument(skip_all, fields(profile), err(level = "warn"))]
+    async fn status(
+        &self,
+        request: Request<proto::StatusRequest>,
+    ) -> Result<Response<proto::StatusResponse>, Status> {
+        let profile = request.into_inner().profile;
+        let profile = (!profile.is_empty()).then_some(profile);
+        let reports = self.leases.status(profile.as_deref()).await?;
+        Ok(Response::new(proto::StatusResponse {
+            profiles: reports.into_iter().map(convert::profile_status).collect(),
+        }))
+    }
+}

@@ -1,0 +1,404 @@
+//! The lease domain: grants, the FIFO wait, renewal, release, expiry and the degraded state.
+//! It decides; the store persists; the API only validates and maps errors.
+mod queue;
+mod report;
+pub mod token;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+pub use queue::Wanted;
+use queue::{Outcome, Queue};
+pub use report::{ClusterReport, ProfileReport};
+
+use crate::{
+    Error, Result,
+    config::{Config, Profile},
+    store::{EndReason, FailureRow, LeaseRow, Millis, NewLease, StepRow, Store},
+    time::{self, millis},
+};
+
+/// What Acquire asks for, validated by the API.
+#[derive(Debug, Clone)]
+pub struct AcquireParams {
+    pub profile: String,
+    pub holder: String,
+    /// `None`: the profile's default.
+    pub ttl: Option<Duration>,
+    /// `None`: the profile's default; zero answers at once.
+    pub wait: Option<Duration>,
+    pub request_id: Option<String>,
+}
+
+/// A granted lease with the timings of the build that made its cluster.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub lease: LeaseRow,
+    pub build: Vec<StepRow>,
+}
+
+/// What the API needs of the lease domain (implemented by [`Leases`]).
+pub trait LeaseApi: Send + Sync + 'static {
+    fn acquire(&self, params: AcquireParams) -> impl Future<Output = Result<Grant>> + Send;
+    /// Returns the new expiry.
+    fn renew(
+        &self,
+        lease_id: &str,
+        token: &str,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<Millis>> + Send;
+    fn release(&self, lease_id: &str, token: &str) -> impl Future<Output = Result<()>> + Send;
+    fn status(
+        &self,
+        profile: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<ProfileReport>>> + Send;
+}
+
+pub struct Leases {
+    store: Store,
+    config: Arc<Config>,
+    queues: HashMap<String, Arc<Queue>>,
+    degraded: RwLock<HashMap<String, FailureRow>>,
+    /// Wakes the pool: a lease ended or demand changed.
+    pool_wake: Arc<Notify>,
+    shutdown: CancellationToken,
+}
+
+impl Leases {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        pool_wake: Arc<Notify>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let queues = config
+            .profiles
+            .keys()
+            .map(|name| (name.clone(), Arc::default()))
+            .collect();
+        Self {
+            store,
+            config,
+            queues,
+            degraded: RwLock::default(),
+            pool_wake,
+            shutdown,
+        }
+    }
+
+    fn profile(&self, name: &str) -> Result<&Arc<Profile>> {
+        self.config
+            .profile(name)
+            .ok_or_else(|| Error::UnknownProfile(name.to_string()))
+    }
+
+    fn queue(&self, profile: &str) -> Result<&Arc<Queue>> {
+        self.queues
+            .get(profile)
+            .ok_or_else(|| Error::UnknownProfile(profile.to_string()))
+    }
+
+    /// Callers waiting for a cluster of `profile`.
+    pub fn waiting(&self, profile: &str) -> usize {
+        self.queues.get(profile).map_or(0, |q| q.len())
+    }
+
+    pub fn degraded_failure(&self, profile: &str) -> Option<FailureRow> {
+        let degraded = self.degraded.read().unwrap_or_else(|e| e.into_inner());
+        degraded.get(profile).cloned()
+    }
+
+    /// Marks a profile degraded (its waiters fail at once) or healthy again.
+    pub fn set_degraded(&self, profile: &str, failure: Option<FailureRow>) {
+        let mut degraded = self.degraded.write().unwrap_or_else(|e| e.into_inner());
+        match failure {
+            Some(failure) => {
+                if let Some(queue) = self.queues.get(profile) {
+                    for waiter in queue.drain() {
+                        let _ = waiter.tx.send(Err(Box::new(failure.clone())));
+                    }
+                }
+                degraded.insert(profile.to_string(), failure);
+            }
+            None => {
+                if degraded.remove(profile).is_some() {
+                    info!(profile, "profile is healthy again");
+                }
+            }
+        }
+    }
+
+    fn check_ttl(profile: &Profile, ttl: Option<Duration>) -> Result<Duration> {
+        let max = profile.pool.max_lease_ttl;
+        match ttl {
+            None => Ok(profile.pool.lease_ttl),
+            Some(ttl) if ttl.is_zero() || ttl > max => Err(Error::InvalidArgument(format!(
+                "ttl must be more than 0s and at most {} (the maximum of profile {:?})",
+                humantime::format_duration(max),
+                profile.name
+            ))),
+            Some(ttl) => Ok(ttl),
+        }
+    }
+
+    async fn grant_now(&self, profile: &str, wanted: &Wanted) -> Result<Option<LeaseRow>> {
+        let (id, token) = (token::new_lease_id(), token::new_token());
+        let lease = NewLease {
+            id: &id,
+            token: &token,
+            profile,
+            holder: &wanted.holder,
+            request_id: wanted.request_id.as_deref(),
+            ttl_ms: millis(wanted.ttl),
+        };
+        self.store.grant(&lease, time::now()).await
+    }
+
+    async fn with_build(&self, lease: LeaseRow) -> Result<Grant> {
+        let build = self.store.build_steps(&lease.cluster_id).await?;
+        Ok(Grant { lease, build })
+    }
+
+    /// Serves waiting callers of `profile` from its ready clusters, first come first served.
+    pub async fn dispatch(&self, profile: &str) -> Result<()> {
+        let queue = self.queue(profile)?;
+        let _serial = queue.grant_lock.lock().await;
+        while let Some(waiter) = queue.pop_front() {
+            let Some(lease) = self.grant_now(profile, &waiter.wanted).await? else {
+                queue.push_front(waiter);
+                break;
+            };
+            if let Err(Ok(lease)) = waiter.tx.send(Ok(lease)) {
+                // The caller left between the pop and the grant.
+                self.store.undo_grant(&lease.id, time::now()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn no_cluster(&self, profile: &Profile, waited: Duration) -> Result<Error> {
+        Ok(Error::NoCluster {
+            profile: profile.name.clone(),
+            waited,
+            counts: self.store.counts(&profile.name).await?,
+            max: profile.pool.max,
+        })
+    }
+
+    /// The stored lease, if `token` proves ownership of it.
+    async fn owned_lease(&self, lease_id: &str, token: &str) -> Result<LeaseRow> {
+        let lease = self
+            .store
+            .lease(lease_id)
+            .await?
+            .ok_or_else(|| Error::LeaseNotFound(lease_id.to_string()))?;
+        if !token::tokens_match(token, &lease.token) {
+            return Err(Error::WrongToken(lease_id.to_string()));
+        }
+        Ok(lease)
+    }
+
+    /// Why `lease` is no longer live, if it is not; a lease past its expiry is reclaimed here
+    /// rather than waiting for the pool's next round.
+    async fn lost(&self, lease: &LeaseRow, now: Millis) -> Result<Option<Error>> {
+        match (lease.end_reason(), lease.ended_at) {
+            (Some(EndReason::Expired), _) => Ok(Some(Error::LeaseLost {
+                reason: EndReason::Expired,
+                at: lease.expires_at,
+            })),
+            (Some(reason), Some(at)) => Ok(Some(Error::LeaseLost { reason, at })),
+            _ if lease.expires_at <= now => {
+                self.expire_due().await?;
+                Ok(Some(Error::LeaseLost {
+                    reason: EndReason::Expired,
+                    at: lease.expires_at,
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Ends every lease past its expiry; their clusters go to recycling.
+    pub async fn expire_due(&self) -> Result<usize> {
+        let expired = self.store.expire_due(time::now()).await?;
+        for profile in &expired {
+            info!(profile, "lease expired; its cluster is recycled");
+        }
+        if !expired.is_empty() {
+            self.pool_wake.notify_one();
+        }
+        Ok(expired.len())
+    }
+}
+
+/// Hands back a grant its caller never took: the caller gave up (deadline, disconnect) while
+/// the grant was on its way, and no lease may be left behind.
+struct PendingGrant {
+    rx: Option<oneshot::Receiver<Outcome>>,
+    queue: Arc<Queue>,
+    id: u64,
+    store: Store,
+}
+
+impl PendingGrant {
+    /// Leaves the queue; returns a grant that arrived meanwhile, if any.
+    fn leave(&mut self) -> Option<Outcome> {
+        self.queue.remove(self.id);
+        let mut rx = self.rx.take()?;
+        rx.close();
+        rx.try_recv().ok()
+    }
+}
+
+impl Drop for PendingGrant {
+    fn drop(&mut self) {
+        if let Some(Ok(lease)) = self.leave() {
+            let store = self.store.clone();
+            debug!(lease_id = %lease.id, "caller left; taking back its grant");
+            tokio::spawn(async move {
+                if let Err(e) = store.undo_grant(&lease.id, time::now()).await {
+                    warn!(error = %e, lease_id = %lease.id, "could not take back an abandoned grant");
+                }
+            });
+        }
+    }
+}
+
+impl LeaseApi for Leases {
+    async fn acquire(&self, params: AcquireParams) -> Result<Grant> {
+        let profile = self.profile(&params.profile)?.clone();
+        let wanted = Wanted {
+            holder: params.holder,
+            ttl: Self::check_ttl(&profile, params.ttl)?,
+            request_id: params.request_id,
+        };
+        if let Some(request_id) = &wanted.request_id
+            && let Some(lease) = self
+                .store
+                .lease_by_request(&profile.name, &wanted.holder, request_id)
+                .await?
+        {
+            return self.with_build(lease).await;
+        }
+        if let Some(failure) = self.degraded_failure(&profile.name) {
+            return Err(Error::Degraded {
+                profile: profile.name.clone(),
+                failure: Box::new(failure),
+            });
+        }
+        let wait = params.wait.unwrap_or(profile.pool.acquire_wait);
+        let queue = self.queue(&profile.name)?.clone();
+        let (id, rx) = {
+            let _serial = queue.grant_lock.lock().await;
+            // Nobody ahead: take a ready cluster at once if there is one.
+            if queue.is_empty()
+                && let Some(lease) = self.grant_now(&profile.name, &wanted).await?
+            {
+                return self.with_build(lease).await;
+            }
+            if wait.is_zero() {
+                return Err(self.no_cluster(&profile, wait).await?);
+            }
+            queue.push(wanted)
+        };
+        self.pool_wake.notify_one();
+        let mut pending = PendingGrant {
+            rx: Some(rx),
+            queue,
+            id,
+            store: self.store.clone(),
+        };
+        let rx = pending.rx.as_mut().expect("receiver is set");
+        let outcome = tokio::select! {
+            outcome = rx => outcome.ok(),
+            () = tokio::time::sleep(wait) => pending.leave(),
+            () = self.shutdown.cancelled() => {
+                if let Some(Ok(lease)) = pending.leave() {
+                    self.store.undo_grant(&lease.id, time::now()).await?;
+                }
+                return Err(Error::ShuttingDown);
+            }
+        };
+        pending.rx = None;
+        match outcome {
+            Some(Ok(lease)) => self.with_build(lease).await,
+            Some(Err(failure)) => Err(Error::Degraded {
+                profile: profile.name.clone(),
+                failure,
+            }),
+            None => Err(self.no_cluster(&profile, wait).await?),
+        }
+    }
+
+    async fn renew(&self, lease_id: &str, token: &str, ttl: Option<Duration>) -> Result<Millis> {
+        let lease = self.owned_lease(lease_id, token).await?;
+        let now = time::now();
+        if let Some(lost) = self.lost(&lease, now).await? {
+            return Err(lost);
+        }
+        let ttl = Self::check_ttl(self.profile(&lease.profile)?, ttl)?;
+        let expires_at = now.saturating_add(millis(ttl));
+        if self.store.renew(lease_id, expires_at, now).await? {
+            return Ok(expires_at);
+        }
+        // It ended between the read and the write.
+        let lease = self.owned_lease(lease_id, token).await?;
+        Err(self
+            .lost(&lease, time::now())
+            .await?
+            .unwrap_or(Error::LeaseLost {
+                reason: EndReason::Expired,
+                at: lease.expires_at,
+            }))
+    }
+
+    async fn release(&self, lease_id: &str, token: &str) -> Result<()> {
+        // A second round only when the lease ended between the read and the write.
+        loop {
+            let lease = self.owned_lease(lease_id, token).await?;
+            if lease.end_reason() == Some(EndReason::Released) {
+                return Ok(());
+            }
+            if let Some(lost) = self.lost(&lease, time::now()).await? {
+                return Err(lost);
+            }
+            let now = time::now();
+            if let Some(cluster_id) = self
+                .store
+                .end_lease(lease_id, EndReason::Released, now)
+                .await?
+            {
+                info!(lease_id, cluster = %lease.cluster_name, cluster_id, "lease released");
+                self.pool_wake.notify_one();
+                return Ok(());
+            }
+        }
+    }
+
+    async fn status(&self, profile: Option<&str>) -> Result<Vec<ProfileReport>> {
+        let profiles: Vec<&Arc<Profile>> = match profile {
+            Some(name) => vec![self.profile(name)?],
+            None => self.config.profiles.values().collect(),
+        };
+        let mut reports = Vec::with_capacity(profiles.len());
+        for profile in profiles {
+            reports.push(
+                report::profile_report(
+                    &self.store,
+                    profile,
+                    self.waiting(&profile.name),
+                    self.degraded_failure(&profile.name).is_some(),
+                )
+                .await?,
+            );
+        }
+        Ok(reports)
+    }
+}

@@ -1,0 +1,376 @@
+//! Keeps each profile's pool at its warm size: builds clusters through the [`Provisioner`],
+//! recycles them when leases end, backs off and degrades when builds keep failing, and
+//! reconciles the store with the provisioner's own list at start-up.
+mod provisioner;
+mod reconcile;
+mod recorder;
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{Instrument, error, info, info_span, warn};
+
+pub use provisioner::{Built, ClusterSpec, ProvisionResult, Provisioner};
+pub use recorder::Recorder;
+
+use crate::{
+    Result,
+    config::{Config, Profile, Recycle},
+    leases::Leases,
+    store::{ClusterRow, ClusterState, Store},
+    time,
+};
+
+/// How often the pool looks at expiries and sizes even when nothing woke it.
+const TICK: Duration = Duration::from_millis(250);
+/// Pause before retrying a failed delete of a cluster.
+const DESTROY_RETRY: Duration = Duration::from_secs(5);
+
+pub struct Pool<P> {
+    inner: Arc<Inner<P>>,
+}
+
+struct Inner<P> {
+    store: Store,
+    config: Arc<Config>,
+    leases: Arc<Leases>,
+    provisioner: Arc<P>,
+    /// Pipelines running at once, daemon-wide.
+    builds: Arc<Semaphore>,
+    wake: Arc<Notify>,
+    host: String,
+    /// Clusters with a task at work on them (building or recycling).
+    busy: Mutex<HashSet<String>>,
+    /// Per profile: no new build before this instant (backoff after failures).
+    not_before: Mutex<HashMap<String, Instant>>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl<P: Provisioner> Pool<P> {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        leases: Arc<Leases>,
+        provisioner: P,
+        wake: Arc<Notify>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "localhost".into());
+        Self {
+            inner: Arc::new(Inner {
+                builds: Arc::new(Semaphore::new(config.daemon.max_concurrent_builds)),
+                store,
+                config,
+                leases,
+                provisioner: Arc::new(provisioner),
+                wake,
+                host,
+                busy: Mutex::default(),
+                not_before: Mutex::default(),
+                tasks: TaskTracker::new(),
+                shutdown,
+            }),
+        }
+    }
+
+    /// Runs until shutdown, then waits for its tasks, which are cancelled (their child
+    /// processes killed); warm clusters are left standing for the next start.
+    pub async fn run(self) {
+        let inner = &self.inner;
+        if let Err(e) = inner.reconcile().await {
+            error!(error = %e, "start-up reconciliation failed");
+        }
+        for profile in inner.config.profiles.values() {
+            if let Err(e) = inner.refresh_degraded(profile).await {
+                error!(error = %e, profile = %profile.name, "cannot read build history");
+            }
+        }
+        loop {
+            if let Err(e) = Arc::clone(inner).tick().await {
+                error!(error = %e, "pool round failed");
+            }
+            tokio::select! {
+                () = inner.shutdown.cancelled() => break,
+                () = inner.wake.notified() => {}
+                () = tokio::time::sleep(TICK) => {}
+            }
+        }
+        inner.tasks.close();
+        inner.tasks.wait().await;
+        info!("pool stopped");
+    }
+}
+
+impl<P: Provisioner> Inner<P> {
+    async fn tick(self: Arc<Self>) -> Result<()> {
+        self.leases.expire_due().await?;
+        for cluster in self
+            .store
+            .clusters(None, &[ClusterState::Recycling])
+            .await?
+        {
+            if self.claim(&cluster.id)
+                && let Some(profile) = self.config.profile(&cluster.profile).cloned()
+            {
+                let this = Arc::clone(&self);
+                let span = info_span!("recycle", cluster = %cluster.name);
+                self.spawn(this.recycle(cluster, profile).instrument(span));
+            }
+        }
+        for profile in self.config.profiles.values() {
+            Arc::clone(&self).fill(profile).await?;
+        }
+        Ok(())
+    }
+
+    /// Spawns a task that stops (is dropped) on shutdown.
+    fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let shutdown = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = work => {}
+            }
+        });
+    }
+
+    /// Marks a cluster as worked on; false if a task already has it.
+    fn claim(&self, cluster_id: &str) -> bool {
+        self.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(cluster_id.to_string())
+    }
+
+    fn unclaim(&self, cluster_id: &str) {
+        self.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(cluster_id);
+    }
+
+    /// Starts builds until the profile has its warm clusters (or one per waiter), within `max`
+    /// and the daemon-wide build limit.
+    async fn fill(self: Arc<Self>, profile: &Arc<Profile>) -> Result<()> {
+        let backing_off = self
+            .not_before
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&profile.name)
+            .is_some_and(|t| Instant::now() < *t);
+        if backing_off || self.shutdown.is_cancelled() {
+            return Ok(());
+        }
+        let counts = self.store.counts(&profile.name).await?;
+        let waiting = u32::try_from(self.leases.waiting(&profile.name)).unwrap_or(u32::MAX);
+        let wanted = profile
+            .pool
+            .warm
+            .max(waiting)
+            .saturating_sub(counts.ready + counts.building);
+        let room = profile.pool.max.saturating_sub(counts.live());
+        for _ in 0..wanted.min(room) {
+            let Ok(permit) = Arc::clone(&self.builds).try_acquire_owned() else {
+                break;
+            };
+            let short_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
+            let cluster = ClusterSpec {
+                id: short_id.to_string(),
+                name: format!("infrad-{}-{short_id}", profile.name),
+                profile: Arc::clone(profile),
+            };
+            let run_id = self
+                .store
+                .insert_building(
+                    &cluster.id,
+                    &cluster.name,
+                    &profile.name,
+                    &self.host,
+                    time::now(),
+                )
+                .await?;
+            self.claim(&cluster.id);
+            let span = info_span!("build", cluster = %cluster.name, run_id);
+            let this = Arc::clone(&self);
+            self.spawn(this.build(cluster, run_id, permit).instrument(span));
+        }
+        Ok(())
+    }
+
+    async fn build(
+        self: Arc<Self>,
+        cluster: ClusterSpec,
+        run_id: i64,
+        _permit: OwnedSemaphorePermit,
+    ) {
+        info!("build started");
+        let recorder = Recorder::new(self.store.clone(), run_id);
+        let outcome = self.provisioner.build(&cluster, &recorder).await;
+        let profile = &cluster.profile;
+        let stored = match outcome {
+            Ok(built) => {
+                info!("cluster ready");
+                self.not_before
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&profile.name);
+                match self
+                    .store
+                    .mark_ready(&cluster.id, run_id, &built.kubeconfig, time::now())
+                    .await
+                {
+                    Ok(_) => self.refresh_degraded(profile).await,
+                    Err(e) => Err(e),
+                }
+            }
+            Err(failure) => {
+                warn!(phase = %failure.phase, step = %failure.step, error = %failure.error, "build failed");
+                if let Err(e) = self.provisioner.destroy(&cluster.name).await {
+                    warn!(error = %e.error, "cannot delete the half-built cluster");
+                }
+                match self
+                    .store
+                    .mark_failed(&cluster.id, run_id, &failure, time::now())
+                    .await
+                {
+                    Ok(()) => self.after_failure(profile).await,
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        if let Err(e) = stored {
+            error!(error = %e, "cannot record the build's outcome");
+        }
+        if let Err(e) = self.leases.dispatch(&profile.name).await {
+            error!(error = %e, "cannot serve waiting callers");
+        }
+        self.unclaim(&cluster.id);
+        self.wake.notify_one();
+    }
+
+    /// Backs off before the next build and degrades the profile after too many failures.
+    async fn after_failure(&self, profile: &Profile) -> Result<()> {
+        let streak = self.store.failure_streak(&profile.name).await?;
+        let failures = streak.as_ref().map_or(1, |s| s.consecutive);
+        let delay = backoff(profile, failures);
+        info!(failures, retry_in = %humantime::format_duration(delay), "next build backs off");
+        self.not_before
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(profile.name.clone(), Instant::now() + delay);
+        self.refresh_degraded(profile).await
+    }
+
+    /// Degraded exactly while the current failure streak reaches the profile's limit.
+    async fn refresh_degraded(&self, profile: &Profile) -> Result<()> {
+        let streak = self
+            .store
+            .failure_streak(&profile.name)
+            .await?
+            .filter(|s| s.consecutive >= profile.pool.degraded_after);
+        if let Some(failure) = &streak {
+            warn!(profile = %profile.name, failures = failure.consecutive, "profile degraded");
+        }
+        self.leases.set_degraded(&profile.name, streak);
+        Ok(())
+    }
+
+    /// A leased cluster came back: reset it or replace it, as the profile says.
+    async fn recycle(self: Arc<Self>, cluster: ClusterRow, profile: Arc<Profile>) {
+        // A cluster that was never ready has nothing worth resetting.
+        let reset = profile.pool.recycle == Recycle::Reset && cluster.ready_at.is_some();
+        if reset {
+            let spec = ClusterSpec {
+                id: cluster.id.clone(),
+                name: cluster.name.clone(),
+                profile: Arc::clone(&profile),
+            };
+            match self.provisioner.reset(&spec).await {
+                Ok(()) => {
+                    let back = self
+                        .store
+                        .set_state(
+                            &cluster.id,
+                            ClusterState::Recycling,
+                            ClusterState::Ready,
+                            time::now(),
+                        )
+                        .await;
+                    match back {
+                        Ok(_) => {
+                            info!("cluster reset and ready again");
+                            if let Err(e) = self.leases.dispatch(&profile.name).await {
+                                error!(error = %e, "cannot serve waiting callers");
+                            }
+                        }
+                        Err(e) => error!(error = %e, "cannot record the reset"),
+                    }
+                    self.unclaim(&cluster.id);
+                    self.wake.notify_one();
+                    return;
+                }
+                Err(e) => warn!(error = %e.error, "reset failed; recreating the cluster"),
+            }
+        }
+        match self.provisioner.destroy(&cluster.name).await {
+            Ok(()) => {
+                let deleted = self
+                    .store
+                    .set_state(
+                        &cluster.id,
+                        ClusterState::Recycling,
+                        ClusterState::Deleted,
+                        time::now(),
+                    )
+                    .await;
+                if let Err(e) = deleted {
+                    error!(error = %e, "cannot record the deletion");
+                }
+                info!("cluster deleted");
+            }
+            Err(e) => {
+                warn!(error = %e.error, "cannot delete the cluster; retrying");
+                tokio::time::sleep(DESTROY_RETRY).await;
+            }
+        }
+        self.unclaim(&cluster.id);
+        self.wake.notify_one();
+    }
+}
+
+/// Doubles from `retry_backoff` with each failure, up to `retry_backoff_max`.
+fn backoff(profile: &Profile, failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(20);
+    profile
+        .pool
+        .retry_backoff
+        .saturating_mul(1 << doublings)
+        .min(profile.pool.retry_backoff_max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let config = Config::parse(
+            std::path::Path::new("t.toml"),
+            "[profiles.p.pool]\nretry_backoff = \"1s\"\nretry_backoff_max = \"5s\"\n",
+        )
+        .unwrap();
+        let profile = config.profile("p").unwrap();
+        let delays: Vec<u64> = (1..=5).map(|n| backoff(profile, n).as_secs()).collect();
+        assert_eq!(delays, vec![1, 2, 4, 5, 5]);
+    }
+}

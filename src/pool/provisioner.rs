@@ -1,0 +1,43 @@
+//! The boundary between the pool and whatever makes clusters (the four-phase pipeline).
+use std::sync::Arc;
+
+use crate::{config::Profile, store::RunFailure};
+
+use super::Recorder;
+
+/// One cluster the pool asks for.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    pub id: String,
+    /// `infrad-<profile>-<short id>`.
+    pub name: String,
+    pub profile: Arc<Profile>,
+}
+
+/// A cluster that is ready to lease.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub kubeconfig: String,
+}
+
+pub type ProvisionResult<T> = std::result::Result<T, RunFailure>;
+
+/// Makes, resets, lists and destroys clusters. Futures are dropped to cancel them (on
+/// shutdown): an implementation must kill its child processes when that happens.
+pub trait Provisioner: Send + Sync + 'static {
+    /// Runs the pipeline for `cluster`, recording each step through `recorder`.
+    fn build(
+        &self,
+        cluster: &ClusterSpec,
+        recorder: &Recorder,
+    ) -> impl Future<Output = ProvisionResult<Built>> + Send;
+
+    /// Brings a used cluster back to the state it had when it became ready.
+    fn reset(&self, cluster: &ClusterSpec) -> impl Future<Output = ProvisionResult<()>> + Send;
+
+    /// Deletes a cluster; deleting one that does not exist succeeds.
+    fn destroy(&self, name: &str) -> impl Future<Output = ProvisionResult<()>> + Send;
+
+    /// Names of the clusters that exist now, made by infrad or not.
+    fn list(&self) -> impl Future<Output = ProvisionResult<Vec<String>>> + Send;
+}
