@@ -232,6 +232,15 @@ impl Store {
         Ok(expired.into_iter().map(|(_, profile)| profile).collect())
     }
 
+    /// Every lease of a profile, live or ended, in the order they were granted.
+    pub async fn lease_history(&self, profile: &str) -> Result<Vec<LeaseRow>> {
+        let sql = format!("{LEASE_SELECT} WHERE l.profile = ? ORDER BY l.acquired_at, l.rowid");
+        Ok(sqlx::query_as(&sql)
+            .bind(profile)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     /// Live leases, of one profile or all, oldest first.
     pub async fn live_leases(&self, profile: Option<&str>) -> Result<Vec<LeaseRow>> {
         let sql = format!(

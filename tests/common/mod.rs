@@ -1,0 +1,109 @@
+//! Test fixtures: a provisioner that makes pretend clusters (files in a directory, so they
+//! outlive a daemon process), and a daemon served on 127.0.0.1:0.
+#![allow(dead_code)] // Each test crate uses its own part of this module.
+
+mod provisioner;
+
+use std::{future::Future, net::SocketAddr, path::Path, time::Duration};
+
+use infrad::{config::Config, store::Store};
+use infrad_client::Client;
+use tempfile::TempDir;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+pub use provisioner::{Event, TestProvisioner};
+
+/// A profile `demo` with the given pool table body; tests keep backoffs short.
+pub fn config(pool: &str) -> String {
+    format!(
+        "[daemon]\nmax_concurrent_builds = 2\n[profiles.demo.pool]\nretry_backoff = \"50ms\"\nretry_backoff_max = \"200ms\"\n{pool}\n"
+    )
+}
+
+pub struct TestDaemon {
+    pub addr: SocketAddr,
+    pub state: TempDir,
+    pub provisioner: TestProvisioner,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<infrad::Result<()>>,
+}
+
+impl TestDaemon {
+    pub async fn start(config: &str) -> Self {
+        let state = tempfile::tempdir().unwrap();
+        let provisioner = TestProvisioner::new(state.path().join("clusters"));
+        Self::start_with(config, provisioner, state).await
+    }
+
+    /// Starts a daemon on an existing state directory and provisioner (a restart).
+    pub async fn start_with(config: &str, provisioner: TestProvisioner, state: TempDir) -> Self {
+        let config = Config::parse(Path::new("test.toml"), config).expect("test config is valid");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn({
+            let provisioner = provisioner.clone();
+            let state_dir = state.path().join("state");
+            async move {
+                infrad::daemon::serve(config, &state_dir, listener, provisioner, async {
+                    let _ = stopped.await;
+                })
+                .await
+            }
+        });
+        Self {
+            addr,
+            state,
+            provisioner,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.addr.to_string()).await.unwrap()
+    }
+
+    /// A second handle on the daemon's database, to check what it stored.
+    pub async fn store(&self) -> Store {
+        Store::open(&self.state.path().join("state")).await.unwrap()
+    }
+
+    /// Stops the daemon as SIGTERM would and hands back its state for a restart.
+    pub async fn stop(mut self) -> (TempDir, TestProvisioner) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap().expect("daemon stops cleanly");
+        (self.state, self.provisioner)
+    }
+}
+
+/// Polls `check` until it holds; panics naming `what` after 20 s (a liveness bound only).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Counts of one profile as Status reports them.
+pub async fn counts(client: &mut Client) -> infrad_client::proto::PoolCounts {
+    let status = client.status(Some("demo")).await.unwrap();
+    status.profiles[0].counts.unwrap()
+}
+
+/// Waits until the profile has `n` ready clusters.
+pub async fn ready(client: &Client, n: u32) {
+    eventually(&format!("{n} clusters are ready"), || {
+        let mut client = client.clone();
+        async move { counts(&mut client).await.ready >= n }
+    })
+    .await;
+}

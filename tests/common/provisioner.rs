@@ -1,0 +1,179 @@
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use infrad::{
+    pool::{Built, ClusterSpec, ProvisionResult, Provisioner, Recorder},
+    store::RunFailure,
+};
+
+/// What the provisioner did, in order, with when.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    BuildStarted(String, Instant),
+    BuildEnded(String, Instant),
+    Reset(String),
+    Destroyed(String),
+}
+
+#[derive(Debug, Default)]
+struct Knobs {
+    build_delay: Duration,
+    fail_builds: bool,
+    fail_resets: bool,
+}
+
+/// Pretend clusters: a file per cluster in `dir`, so that a restarted daemon (even another
+/// process) sees the same clusters. Builds take `build_delay` and can be made to fail.
+#[derive(Clone)]
+pub struct TestProvisioner {
+    dir: PathBuf,
+    knobs: Arc<Mutex<Knobs>>,
+    events: Arc<Mutex<Vec<Event>>>,
+}
+
+impl TestProvisioner {
+    pub fn new(dir: PathBuf) -> Self {
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            dir,
+            knobs: Arc::default(),
+            events: Arc::default(),
+        }
+    }
+
+    pub fn set_build_delay(&self, delay: Duration) {
+        self.knobs.lock().unwrap().build_delay = delay;
+    }
+
+    pub fn set_fail_builds(&self, fail: bool) {
+        self.knobs.lock().unwrap().fail_builds = fail;
+    }
+
+    pub fn set_fail_resets(&self, fail: bool) {
+        self.knobs.lock().unwrap().fail_resets = fail;
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        self.events.lock().unwrap().clone()
+    }
+
+    fn record(&self, event: Event) {
+        self.events.lock().unwrap().push(event);
+    }
+
+    /// Clusters that exist now.
+    pub fn existing(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Makes a cluster exist behind the daemon's back.
+    pub fn create_behind_the_back(&self, name: &str) {
+        std::fs::write(self.dir.join(name), "").unwrap();
+    }
+
+    /// Deletes a cluster behind the daemon's back.
+    pub fn delete_behind_the_back(&self, name: &str) {
+        std::fs::remove_file(self.dir.join(name)).unwrap();
+    }
+
+    /// The most builds that ran at the same time, from the recorded start and end instants.
+    pub fn max_concurrent_builds(&self) -> usize {
+        let mut edges: Vec<(Instant, i32)> = self
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::BuildStarted(_, at) => Some((at, 1)),
+                Event::BuildEnded(_, at) => Some((at, -1)),
+                _ => None,
+            })
+            .collect();
+        // Ends sort before starts at the same instant: back-to-back is not overlap.
+        edges.sort();
+        let mut running = 0;
+        let mut most = 0;
+        for (_, delta) in edges {
+            running += delta;
+            most = most.max(running);
+        }
+        usize::try_from(most).unwrap()
+    }
+}
+
+/// Records the end of a build even when the build is cancelled (dropped).
+struct Ending<'a>(&'a TestProvisioner, String);
+
+impl Drop for Ending<'_> {
+    fn drop(&mut self) {
+        self.0
+            .record(Event::BuildEnded(self.1.clone(), Instant::now()));
+    }
+}
+
+impl Provisioner for TestProvisioner {
+    async fn build(&self, cluster: &ClusterSpec, recorder: &Recorder) -> ProvisionResult<Built> {
+        self.record(Event::BuildStarted(cluster.name.clone(), Instant::now()));
+        let _ending = Ending(self, cluster.name.clone());
+        let (delay, fail) = {
+            let knobs = self.knobs.lock().unwrap();
+            (knobs.build_delay, knobs.fail_builds)
+        };
+        recorder
+            .step("build", "images", async {
+                tokio::time::sleep(delay / 2).await;
+                Ok(())
+            })
+            .await?;
+        recorder
+            .step("cluster", "kind create cluster", async {
+                tokio::time::sleep(delay / 2).await;
+                if fail {
+                    return Err(RunFailure {
+                        phase: "cluster".into(),
+                        step: "kind create cluster".into(),
+                        exit_code: Some(1),
+                        error: "ERROR: failed to create cluster: injected failure".into(),
+                    });
+                }
+                std::fs::write(self.dir.join(&cluster.name), "").unwrap();
+                Ok(())
+            })
+            .await?;
+        Ok(Built {
+            kubeconfig: format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: kind-{0}\n",
+                cluster.name
+            ),
+        })
+    }
+
+    async fn reset(&self, cluster: &ClusterSpec) -> ProvisionResult<()> {
+        self.record(Event::Reset(cluster.name.clone()));
+        if self.knobs.lock().unwrap().fail_resets {
+            return Err(RunFailure {
+                phase: "recycle".into(),
+                step: "reset".into(),
+                exit_code: None,
+                error: "injected reset failure".into(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn destroy(&self, name: &str) -> ProvisionResult<()> {
+        self.record(Event::Destroyed(name.to_string()));
+        let _ = std::fs::remove_file(self.dir.join(name));
+        Ok(())
+    }
+
+    async fn list(&self) -> ProvisionResult<Vec<String>> {
+        Ok(self.existing())
+    }
+}
