@@ -1,1 +1,161 @@
-fn main() {}
+//! A real daemon process killed with SIGKILL and restarted on the same state directory:
+//! its leases still renew and release, and their expiry kept counting.
+//!
+//! This test runs without libtest (`harness = false`) because it re-executes itself as the
+//! daemon process: `restart --daemon STATE_DIR` serves with the test provisioner.
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use common::{TestProvisioner, eventually, ready};
+use infrad::config::Config;
+use infrad_client::{Acquire, Client, Error};
+
+const CONFIG: &str = "[profiles.demo.pool]\nwarm = 2\nmax = 2\nretry_backoff = \"50ms\"\n";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--daemon") {
+        return daemon(Path::new(&args[2]));
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let outcome = std::panic::catch_unwind(|| runtime.block_on(leases_survive_sigkill()));
+    match outcome {
+        Ok(()) => println!("\nrestart: 1 passed, 0 failed"),
+        Err(_) => {
+            println!("\nrestart: 0 passed, 1 failed");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// The child: serves on 127.0.0.1:0 and prints its address for the parent.
+fn daemon(state: &Path) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let config = Config::parse(Path::new("restart.toml"), CONFIG).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("listening {}", listener.local_addr().unwrap());
+        let provisioner = TestProvisioner::new(state.join("clusters"));
+        infrad::daemon::serve(
+            config,
+            &state.join("state"),
+            listener,
+            provisioner,
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+    });
+}
+
+/// A daemon child process, killed when dropped so a failing test leaves none behind.
+struct DaemonProcess {
+    child: Child,
+    addr: String,
+}
+
+impl DaemonProcess {
+    fn start(state: &Path) -> Self {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .arg("--daemon")
+            .arg(state)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening ")
+            .expect("the daemon prints its address")
+            .to_string();
+        Self { child, addr }
+    }
+
+    fn sigkill(mut self) {
+        // std's Child::kill sends SIGKILL: no shutdown code runs.
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn leases_survive_sigkill() {
+    let state = tempfile::tempdir().unwrap();
+    let first = DaemonProcess::start(state.path());
+    let mut client = Client::connect(&first.addr).await.unwrap();
+    ready(&client, 2).await;
+    let long = client
+        .acquire(
+            Acquire::new("demo")
+                .holder("long")
+                .ttl(Duration::from_secs(600)),
+        )
+        .await
+        .unwrap();
+    let short = client
+        .acquire(
+            Acquire::new("demo")
+                .holder("short")
+                .ttl(Duration::from_secs(2)),
+        )
+        .await
+        .unwrap();
+    first.sigkill();
+
+    let second = DaemonProcess::start(state.path());
+    let mut client = Client::connect(&second.addr).await.unwrap();
+    client
+        .renew(&long.lease_id, &long.token, Some(Duration::from_secs(900)))
+        .await
+        .expect("a lease from before the crash renews with its token");
+    let wrong = client
+        .release(&long.lease_id, &short.token)
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Some(tonic::Code::PermissionDenied));
+
+    // The short lease's expiry kept counting across the crash.
+    eventually("the short lease expires", || {
+        let mut client = client.clone();
+        async move {
+            client.status(Some("demo")).await.unwrap().profiles[0]
+                .leases
+                .len()
+                == 1
+        }
+    })
+    .await;
+    let lost = client
+        .renew(&short.lease_id, &short.token, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(lost, Error::LeaseLost(_)), "{lost:?}");
+    assert!(
+        lost.to_string().starts_with("lease lost: expired at "),
+        "{lost}"
+    );
+
+    client.release(&long.lease_id, &long.token).await.unwrap();
+    client.release(&long.lease_id, &long.token).await.unwrap();
+    let status = client.status(Some("demo")).await.unwrap();
+    assert!(
+        status.profiles[0].leases.is_empty(),
+        "no live lease is left"
+    );
+    drop(second);
+}

@@ -1,6 +1,6 @@
 //! Test fixtures: a provisioner that makes pretend clusters (files in a directory, so they
 //! outlive a daemon process), and a daemon served on 127.0.0.1:0.
-#![allow(dead_code)] // Each test crate uses its own part of this module.
+#![allow(dead_code, unused_imports)] // Each test crate uses its own part of this module.
 
 mod provisioner;
 
