@@ -52,13 +52,32 @@ impl Unlocated {
     }
 }
 
-/// The key a TOML line assigns (`key = …`) or the table it opens (`[table]`).
+/// The dotted key a TOML line assigns (`table.key = …`) or the table it opens (`[table]`).
 fn key_on_line(text: &str, line: usize) -> Option<String> {
-    let content = text.lines().nth(line - 1)?.trim();
-    let key = match content.split_once('=') {
-        Some((key, _)) => key,
-        None => content.trim_start_matches('[').trim_end_matches(']'),
-    };
-    let key = key.trim();
-    (!key.is_empty()).then(|| key.to_string())
+    let mut table = String::new();
+    for content in text.lines().take(line - 1) {
+        if let Some(header) = header(content) {
+            table = header;
+        }
+    }
+    let content = text.lines().nth(line - 1)?;
+    if let Some(header) = header(content) {
+        return Some(header);
+    }
+    let key = content
+        .split_once('=')
+        .map_or(content, |(key, _)| key)
+        .trim();
+    match (table.is_empty(), key.is_empty()) {
+        (_, true) => None,
+        (true, false) => Some(key.to_string()),
+        (false, false) => Some(format!("{table}.{key}")),
+    }
+}
+
+/// The table a `[table]` or `[[table]]` line opens.
+fn header(line: &str) -> Option<String> {
+    let line = line.trim();
+    let inner = line.strip_prefix('[')?.strip_suffix(']')?;
+    Some(inner.trim_matches(['[', ']']).trim().to_string())
 }

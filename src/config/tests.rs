@@ -40,7 +40,10 @@ fn durations_and_policy_are_read() {
 #[test]
 fn unknown_key_names_file_line_and_key() {
     let e = error("[profiles.demo.pool]\nwarm = 1\nwarmm = 2\n");
-    assert!(e.starts_with("/etc/infrad.toml:3: warmm:"), "{e}");
+    assert!(
+        e.starts_with("/etc/infrad.toml:3: profiles.demo.pool.warmm:"),
+        "{e}"
+    );
     assert!(e.contains("unknown field"), "{e}");
 }
 
@@ -52,11 +55,20 @@ fn bad_value_names_file_line_and_key() {
         "/etc/infrad.toml:3: profiles.demo.pool.warm: 3 warm clusters cannot fit in a pool of max 2"
     );
     let e = error("[profiles.demo.pool]\n\nlease_ttl = \"soon\"\n");
-    assert!(e.starts_with("/etc/infrad.toml:3: lease_ttl:"), "{e}");
+    assert!(
+        e.starts_with("/etc/infrad.toml:3: profiles.demo.pool.lease_ttl:"),
+        "{e}"
+    );
     let e = error("[profiles.demo.pool]\nrecycle = \"burn\"\n");
-    assert!(e.starts_with("/etc/infrad.toml:2: recycle:"), "{e}");
+    assert!(
+        e.starts_with("/etc/infrad.toml:2: profiles.demo.pool.recycle:"),
+        "{e}"
+    );
     let e = error("[profiles.demo.pool]\nmax = -1\n");
-    assert!(e.starts_with("/etc/infrad.toml:2: max:"), "{e}");
+    assert!(
+        e.starts_with("/etc/infrad.toml:2: profiles.demo.pool.max:"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -285,6 +285,10 @@ impl LeaseApi for Leases {
                 .lease_by_request(&profile.name, &wanted.holder, request_id)
                 .await?
         {
+            // A retry that comes after its lease ended must not look like a live grant.
+            if let Some(lost) = self.lost(&lease, time::now()).await? {
+                return Err(lost);
+            }
             return self.with_build(lease).await;
         }
         if let Some(failure) = self.degraded_failure(&profile.name) {
