@@ -1,19 +1,32 @@
 //! The TOML configuration file → validated, typed profiles.
 //!
 //! Every error names the file, the line and the key, because the person reading it is editing
-//! that file. `deploy/infrad.example.toml` documents every key.
+//! that file. Paths in the file are relative to the file. `deploy/infrad.example.toml`
+//! documents every key.
 mod duration;
 mod error;
+mod pool;
 mod raw;
+mod recipe;
 
-use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 pub use error::ConfigError;
+
+/// The node image kind v0.32 uses by default, pinned by digest.
+pub const DEFAULT_NODE_IMAGE: &str =
+    "kindest/node:v1.36.1@sha256:3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5";
 
 /// The whole configuration, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub daemon: DaemonConfig,
+    pub tools: Tools,
     pub profiles: BTreeMap<String, Arc<Profile>>,
 }
 
@@ -21,6 +34,15 @@ pub struct Config {
 pub struct DaemonConfig {
     /// Pipelines running at once, daemon-wide (kind fails creating more than 2–3 clusters at once).
     pub max_concurrent_builds: usize,
+    /// Rebuild every profile's images this often (`None`: only on `infrad refresh`).
+    pub refresh_interval: Option<Duration>,
+}
+
+/// The command-line tools the pipeline runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tools {
+    pub docker: PathBuf,
+    pub kind: PathBuf,
 }
 
 /// A named environment recipe and its pool policy.
@@ -28,6 +50,10 @@ pub struct DaemonConfig {
 pub struct Profile {
     pub name: String,
     pub pool: PoolPolicy,
+    pub images: Vec<ImageSpec>,
+    pub cluster: ClusterRecipe,
+    pub bootstrap: Bootstrap,
+    pub deploy: Vec<DeployStep>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +91,48 @@ impl std::fmt::Display for Recycle {
     }
 }
 
+/// One image built in phase 1 and loaded in phase 3.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageSpec {
+    /// The tag built and loaded, e.g. `demo-web:dev`.
+    pub name: String,
+    pub context: PathBuf,
+    /// Absolute path of the Dockerfile (default: `Dockerfile` in the context).
+    pub dockerfile: PathBuf,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+}
+
+/// Phase 2: the kind cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterRecipe {
+    /// A kind config file (`kind: Cluster`).
+    pub config: Option<PathBuf>,
+    /// Node image, pinned by digest.
+    pub node_image: String,
+    /// Passed to `kind create cluster --wait`.
+    pub create_wait: Duration,
+    /// How long the API server may take to answer after creation.
+    pub ready_timeout: Duration,
+}
+
+/// Phase 2, after creation: CRDs and namespaces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bootstrap {
+    pub manifests: Vec<PathBuf>,
+    pub timeout: Duration,
+}
+
+/// Phase 4: one deploy step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeployStep {
+    pub name: String,
+    pub manifests: Vec<PathBuf>,
+    /// Steps that must be ready before this one starts.
+    pub after: Vec<String>,
+    pub timeout: Duration,
+}
+
 impl Config {
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -75,9 +143,13 @@ impl Config {
         Self::parse(path, &text)
     }
 
-    /// Validates `text`, naming `path` in errors.
+    /// Validates `text`, naming `path` in errors and resolving paths against its folder.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        raw::parse(text).map_err(|e| e.locate(path, text))
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        raw::parse(text, base).map_err(|e| e.locate(path, text))
     }
 
     pub fn profile(&self, name: &str) -> Option<&Arc<Profile>> {

@@ -1,21 +1,31 @@
-//! The file as written (serde, unknown keys refused) and its validation into [`Config`].
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+//! The file as written (serde; unknown keys refused) and its validation into [`Config`].
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    Config, DaemonConfig, PoolPolicy, Profile, Recycle, duration::HumanDuration, error::Unlocated,
+    Config, DaemonConfig, Profile, Recycle, Tools, duration::HumanDuration, error::Unlocated, pool,
+    recipe,
 };
 
 /// Longest profile name: `infrad-<profile>-<id>-control-plane` must stay a valid host name.
 const MAX_PROFILE_NAME: usize = 32;
+
+pub(super) type Text = Spanned<String>;
+pub(super) type Dur = Option<Spanned<HumanDuration>>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
     daemon: RawDaemon,
+    #[serde(default)]
+    tools: RawTools,
     #[serde(default)]
     profiles: BTreeMap<String, Spanned<RawProfile>>,
 }
@@ -24,30 +34,84 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawDaemon {
     max_concurrent_builds: Option<Spanned<usize>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawProfile {
-    #[serde(default)]
-    pool: RawPool,
+    refresh_interval: Dur,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct RawPool {
-    warm: Option<Spanned<u32>>,
-    max: Option<Spanned<u32>>,
-    recycle: Option<Recycle>,
-    lease_ttl: Option<Spanned<HumanDuration>>,
-    max_lease_ttl: Option<Spanned<HumanDuration>>,
-    acquire_wait: Option<Spanned<HumanDuration>>,
-    degraded_after: Option<Spanned<u32>>,
-    retry_backoff: Option<Spanned<HumanDuration>>,
-    retry_backoff_max: Option<Spanned<HumanDuration>>,
+struct RawTools {
+    docker: Option<String>,
+    kind: Option<String>,
 }
 
-pub(crate) fn parse(text: &str) -> Result<Config, Unlocated> {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProfile {
+    #[serde(default)]
+    pub pool: RawPool,
+    #[serde(default)]
+    pub images: Vec<RawImage>,
+    #[serde(default)]
+    pub cluster: RawCluster,
+    #[serde(default)]
+    pub bootstrap: RawBootstrap,
+    #[serde(default)]
+    pub deploy: Vec<Spanned<RawStep>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPool {
+    pub warm: Option<Spanned<u32>>,
+    pub max: Option<Spanned<u32>>,
+    pub recycle: Option<Recycle>,
+    pub lease_ttl: Dur,
+    pub max_lease_ttl: Dur,
+    pub acquire_wait: Dur,
+    pub degraded_after: Option<Spanned<u32>>,
+    pub retry_backoff: Dur,
+    pub retry_backoff_max: Dur,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawImage {
+    pub name: Text,
+    pub context: Text,
+    pub dockerfile: Option<Text>,
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCluster {
+    pub config: Option<Text>,
+    pub node_image: Option<Text>,
+    pub create_wait: Dur,
+    pub ready_timeout: Dur,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBootstrap {
+    #[serde(default)]
+    pub manifests: Vec<Text>,
+    pub timeout: Dur,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStep {
+    pub name: Text,
+    pub manifests: Vec<Text>,
+    #[serde(default)]
+    pub after: Vec<Text>,
+    pub timeout: Dur,
+}
+
+pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Unlocated> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| Unlocated {
         span: e.span(),
         key: String::new(),
@@ -71,18 +135,34 @@ pub(crate) fn parse(text: &str) -> Result<Config, Unlocated> {
         Some(n) => n.into_inner(),
         None => 2,
     };
+    let refresh_interval = raw
+        .daemon
+        .refresh_interval
+        .map(|d| d.into_inner().0)
+        .filter(|d| !d.is_zero());
     let profiles = raw
         .profiles
         .into_iter()
         .map(|(name, profile)| {
             let span = profile.span();
-            let profile = validate_profile(&name, span.clone(), profile.into_inner())?;
+            let profile = validate_profile(&name, span, profile.into_inner(), base)?;
             Ok((name, Arc::new(profile)))
         })
         .collect::<Result<_, Unlocated>>()?;
+    let tool = |path: Option<String>, default: &str| {
+        PathBuf::from(
+            path.filter(|p| !p.is_empty())
+                .unwrap_or_else(|| default.into()),
+        )
+    };
     Ok(Config {
         daemon: DaemonConfig {
             max_concurrent_builds,
+            refresh_interval,
+        },
+        tools: Tools {
+            docker: tool(raw.tools.docker, "docker"),
+            kind: tool(raw.tools.kind, "kind"),
         },
         profiles,
     })
@@ -92,6 +172,7 @@ fn validate_profile(
     name: &str,
     span: std::ops::Range<usize>,
     raw: RawProfile,
+    base: &Path,
 ) -> Result<Profile, Unlocated> {
     let valid_name = !name.is_empty()
         && name.len() <= MAX_PROFILE_NAME
@@ -109,87 +190,22 @@ fn validate_profile(
             ),
         ));
     }
-    let key = |field: &str| format!("profiles.{name}.pool.{field}");
-    let pool = raw.pool;
-    let value = |v: Option<Spanned<u32>>, default: u32| {
-        v.map_or((default, span.clone()), |v| (*v.get_ref(), v.span()))
-    };
-    let duration = |v: Option<Spanned<HumanDuration>>, default: Duration| {
-        v.map_or((default, span.clone()), |v| (v.get_ref().0, v.span()))
-    };
-
-    let (max, max_span) = value(pool.max, 2);
-    let (warm, warm_span) = value(pool.warm, 1.min(max));
-    let (lease_ttl, ttl_span) = duration(pool.lease_ttl, Duration::from_secs(30 * 60));
-    let (max_lease_ttl, max_ttl_span) = duration(
-        pool.max_lease_ttl,
-        Duration::from_secs(4 * 3600).max(lease_ttl),
-    );
-    let (acquire_wait, _) = duration(pool.acquire_wait, Duration::from_secs(10 * 60));
-    let (degraded_after, degraded_span) = value(pool.degraded_after, 3);
-    let (retry_backoff, backoff_span) = duration(pool.retry_backoff, Duration::from_secs(10));
-    let (retry_backoff_max, _) = duration(
-        pool.retry_backoff_max,
-        Duration::from_secs(300).max(retry_backoff),
-    );
-
-    let checks = [
-        (max == 0, max_span, "max", "must be at least 1".to_string()),
-        (
-            warm > max,
-            warm_span,
-            "warm",
-            format!("{warm} warm clusters cannot fit in a pool of max {max}"),
-        ),
-        (
-            lease_ttl.is_zero(),
-            ttl_span.clone(),
-            "lease_ttl",
-            "must be longer than 0s".into(),
-        ),
-        (
-            max_lease_ttl < lease_ttl,
-            max_ttl_span,
-            "max_lease_ttl",
-            format!(
-                "must be at least lease_ttl ({})",
-                humantime::format_duration(lease_ttl)
-            ),
-        ),
-        (
-            degraded_after == 0,
-            degraded_span,
-            "degraded_after",
-            "must be at least 1".into(),
-        ),
-        (
-            retry_backoff.is_zero(),
-            backoff_span.clone(),
-            "retry_backoff",
-            "must be longer than 0s".into(),
-        ),
-        (
-            retry_backoff_max < retry_backoff,
-            backoff_span,
-            "retry_backoff_max",
-            "must be at least retry_backoff".into(),
-        ),
-    ];
-    if let Some((_, span, field, message)) = checks.into_iter().find(|c| c.0) {
-        return Err(Unlocated::new(span, key(field), message));
-    }
+    let pool = pool::validate(name, &span, raw.pool)?;
+    let recipe = recipe::validate(
+        name,
+        &span,
+        base,
+        raw.images,
+        raw.cluster,
+        raw.bootstrap,
+        raw.deploy,
+    )?;
     Ok(Profile {
         name: name.to_string(),
-        pool: PoolPolicy {
-            warm,
-            max,
-            recycle: pool.recycle.unwrap_or(Recycle::Recreate),
-            lease_ttl,
-            max_lease_ttl,
-            acquire_wait,
-            degraded_after,
-            retry_backoff,
-            retry_backoff_max,
-        },
+        pool,
+        images: recipe.images,
+        cluster: recipe.cluster,
+        bootstrap: recipe.bootstrap,
+        deploy: recipe.deploy,
     })
 }

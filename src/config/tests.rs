@@ -111,3 +111,125 @@ fn missing_file_names_the_path() {
             .starts_with("cannot read config file /nonexistent/infrad.toml")
     );
 }
+
+/// A config file in a temporary folder with the files its recipe names.
+fn recipe_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("web")).unwrap();
+    std::fs::write(dir.path().join("web/Dockerfile"), "FROM busybox:1.36.1\n").unwrap();
+    for file in ["crd.yaml", "web.yaml", "db.yaml", "kind.yaml"] {
+        std::fs::write(dir.path().join(file), "").unwrap();
+    }
+    dir
+}
+
+fn parse_in(dir: &tempfile::TempDir, text: &str) -> Result<Config, ConfigError> {
+    Config::parse(&dir.path().join("infrad.toml"), text)
+}
+
+#[test]
+fn a_recipe_resolves_paths_against_the_config_file() {
+    let dir = recipe_dir();
+    let config = parse_in(
+        &dir,
+        r#"
+[tools]
+kind = "/opt/kind"
+[profiles.demo]
+[[profiles.demo.images]]
+name = "web:dev"
+context = "web"
+build_args = { GREETING = "hi" }
+[profiles.demo.cluster]
+config = "kind.yaml"
+create_wait = "30s"
+[profiles.demo.bootstrap]
+manifests = ["crd.yaml"]
+[[profiles.demo.deploy]]
+name = "db"
+manifests = ["db.yaml"]
+[[profiles.demo.deploy]]
+name = "web"
+manifests = ["web.yaml"]
+after = ["db"]
+timeout = "1m"
+"#,
+    )
+    .unwrap();
+    let demo = config.profile("demo").unwrap();
+    assert_eq!(demo.images[0].context, dir.path().join("web"));
+    assert_eq!(demo.images[0].dockerfile, dir.path().join("web/Dockerfile"));
+    assert_eq!(demo.images[0].build_args["GREETING"], "hi");
+    assert_eq!(
+        demo.cluster.config.as_deref(),
+        Some(dir.path().join("kind.yaml").as_path())
+    );
+    assert_eq!(demo.cluster.node_image, DEFAULT_NODE_IMAGE);
+    assert_eq!(demo.cluster.create_wait, Duration::from_secs(30));
+    assert_eq!(demo.bootstrap.manifests, vec![dir.path().join("crd.yaml")]);
+    assert_eq!(demo.deploy[1].after, vec!["db".to_string()]);
+    assert_eq!(demo.deploy[1].timeout, Duration::from_secs(60));
+    assert_eq!(config.tools.kind, std::path::PathBuf::from("/opt/kind"));
+    assert_eq!(config.tools.docker, std::path::PathBuf::from("docker"));
+}
+
+#[test]
+fn unknown_after_names_and_cycles_are_refused() {
+    let dir = recipe_dir();
+    let e = parse_in(
+        &dir,
+        "[profiles.demo]\n[[profiles.demo.deploy]]\nname = \"web\"\nmanifests = [\"web.yaml\"]\nafter = [\"dbb\"]\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("infrad.toml:5: profiles.demo.deploy.after: step \"web\" waits for \"dbb\""),
+        "{e}"
+    );
+
+    let e = parse_in(
+        &dir,
+        "[profiles.demo]\n[[profiles.demo.deploy]]\nname = \"a\"\nmanifests = []\nafter = [\"b\"]\n[[profiles.demo.deploy]]\nname = \"b\"\nmanifests = []\nafter = [\"a\"]\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("infrad.toml:3: profiles.demo.deploy.after: deploy steps wait for each other in a cycle: a → b → a"), "{e}");
+}
+
+#[test]
+fn missing_files_and_unpinned_images_are_refused() {
+    let dir = recipe_dir();
+    let e = parse_in(
+        &dir,
+        "[profiles.demo.bootstrap]\nmanifests = [\"crd.yaml\", \"nope.yaml\"]\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains(":2: profiles.demo.bootstrap.manifests: no such file:"),
+        "{e}"
+    );
+    assert!(e.contains("nope.yaml"), "{e}");
+    let e = parse_in(
+        &dir,
+        "[profiles.demo.cluster]\nnode_image = \"kindest/node:v1.36.1\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains(
+            ":2: profiles.demo.cluster.node_image: \"kindest/node:v1.36.1\" is not pinned by digest"
+        ),
+        "{e}"
+    );
+    let e = parse_in(
+        &dir,
+        "[[profiles.demo.images]]\nname = \"a\"\ncontext = \"web\"\n[[profiles.demo.images]]\nname = \"a\"\ncontext = \"web\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains(":5: profiles.demo.images.name: image names must be non-empty and unique"),
+        "{e}"
+    );
+}
