@@ -10,5 +10,6 @@ pub mod pool;
 pub mod store;
 pub mod time;
 pub mod timings;
+pub mod tools;
 
 pub use error::{Error, Result};
