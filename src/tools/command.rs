@@ -124,12 +124,11 @@ pub fn tail(text: &str, max: usize) -> String {
 
 /// The most telling line of a failing tool's stderr: its last `ERROR:` line, else its last line.
 fn last_error_line(stderr: &str) -> Option<&str> {
-    let lines = stderr.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut lines = stderr.lines().map(str::trim).filter(|l| !l.is_empty());
     lines
         .clone()
-        .filter(|l| l.starts_with("ERROR") || l.starts_with("error"))
-        .last()
-        .or_else(|| lines.last())
+        .rfind(|l| l.starts_with("ERROR") || l.starts_with("error"))
+        .or_else(|| lines.next_back())
 }
 
 #[cfg(test)]
