@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use crate::store::{EndReason, FailureRow, Millis, StateCounts};
+use crate::store::{EndReason, Millis, StateCounts};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -28,16 +28,8 @@ pub enum Error {
         counts: StateCounts,
         max: u32,
     },
-    #[error(
-        "profile {profile:?} is degraded: {} builds failed in a row; last failure in phase {} step {}{}: {}",
-        .failure.consecutive, .failure.failure.phase, .failure.failure.step,
-        .failure.failure.exit_code.map(|c| format!(" (exit code {c})")).unwrap_or_default(),
-        .failure.failure.error
-    )]
-    Degraded {
-        profile: String,
-        failure: Box<FailureRow>,
-    },
+    #[error("profile {profile:?} is degraded: {reason}")]
+    Degraded { profile: String, reason: String },
     #[error("the daemon is shutting down")]
     ShuttingDown,
     #[error(transparent)]

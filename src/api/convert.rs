@@ -117,7 +117,8 @@ pub(super) fn profile_status(report: ProfileReport) -> proto::ProfileStatus {
             })
             .collect(),
         phase_stats: report.phase_stats.into_iter().map(phase_stats).collect(),
-        degraded: report.degraded,
+        degraded: report.degraded.is_some(),
+        degraded_reason: report.degraded.unwrap_or_default(),
         last_failure: report.failure.map(failure),
         warm: report.warm,
         max: report.max,

@@ -14,7 +14,9 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let state_dir = args.state_dir.unwrap_or_else(default_state_dir);
     let listener = TcpListener::bind(args.listen).await?;
     info!(config = %args.config.config.display(), profiles = config.profiles.len(), "configuration loaded");
-    daemon::serve(config, &state_dir, listener, Pipeline, shutdown_signal()?).await
+    daemon::prepare_state_dir(&state_dir)?;
+    let pipeline = Pipeline::new(&config.tools, &state_dir)?;
+    daemon::serve(config, &state_dir, listener, pipeline, shutdown_signal()?).await
 }
 
 pub fn check_config(args: ConfigArgs) -> Result<()> {

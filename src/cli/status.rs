@@ -224,6 +224,7 @@ mod tests {
                     ..Default::default()
                 }),
                 warm: 1,
+                degraded_reason: "3 builds failed in a row".into(),
                 max: 2,
             }],
         }

@@ -21,7 +21,7 @@ pub use report::{ClusterReport, ProfileReport};
 use crate::{
     Error, Result,
     config::{Config, Profile},
-    store::{EndReason, FailureRow, LeaseRow, Millis, NewLease, StepRow, Store},
+    store::{EndReason, LeaseRow, Millis, NewLease, StepRow, Store},
     time::{self, millis},
 };
 
@@ -65,7 +65,8 @@ pub struct Leases {
     store: Store,
     config: Arc<Config>,
     queues: HashMap<String, Arc<Queue>>,
-    degraded: RwLock<HashMap<String, FailureRow>>,
+    /// Profiles whose Acquire fails fast, with the reason.
+    degraded: RwLock<HashMap<String, String>>,
     /// Wakes the pool: a lease ended or demand changed.
     pool_wake: Arc<Notify>,
     shutdown: CancellationToken,
@@ -110,22 +111,28 @@ impl Leases {
         self.queues.get(profile).map_or(0, |q| q.len())
     }
 
-    pub fn degraded_failure(&self, profile: &str) -> Option<FailureRow> {
+    pub fn degraded_reason(&self, profile: &str) -> Option<String> {
         let degraded = self.degraded.read().unwrap_or_else(|e| e.into_inner());
         degraded.get(profile).cloned()
     }
 
     /// Marks a profile degraded (its waiters fail at once) or healthy again.
-    pub fn set_degraded(&self, profile: &str, failure: Option<FailureRow>) {
+    pub fn set_degraded(&self, profile: &str, reason: Option<String>) {
         let mut degraded = self.degraded.write().unwrap_or_else(|e| e.into_inner());
-        match failure {
-            Some(failure) => {
+        match reason {
+            Some(reason) => {
                 if let Some(queue) = self.queues.get(profile) {
                     for waiter in queue.drain() {
-                        let _ = waiter.tx.send(Err(Box::new(failure.clone())));
+                        let _ = waiter.tx.send(Err(reason.clone()));
                     }
                 }
-                degraded.insert(profile.to_string(), failure);
+                if degraded
+                    .insert(profile.to_string(), reason.clone())
+                    .as_ref()
+                    != Some(&reason)
+                {
+                    warn!(profile, reason, "profile degraded");
+                }
             }
             None => {
                 if degraded.remove(profile).is_some() {
@@ -291,10 +298,10 @@ impl LeaseApi for Leases {
             }
             return self.with_build(lease).await;
         }
-        if let Some(failure) = self.degraded_failure(&profile.name) {
+        if let Some(reason) = self.degraded_reason(&profile.name) {
             return Err(Error::Degraded {
                 profile: profile.name.clone(),
-                failure: Box::new(failure),
+                reason,
             });
         }
         let wait = params.wait.unwrap_or(profile.pool.acquire_wait);
@@ -333,9 +340,9 @@ impl LeaseApi for Leases {
         pending.rx = None;
         match outcome {
             Some(Ok(lease)) => self.with_build(lease).await,
-            Some(Err(failure)) => Err(Error::Degraded {
+            Some(Err(reason)) => Err(Error::Degraded {
                 profile: profile.name.clone(),
-                failure,
+                reason,
             }),
             None => Err(self.no_cluster(&profile, wait).await?),
         }
@@ -398,7 +405,7 @@ impl LeaseApi for Leases {
                     &self.store,
                     profile,
                     self.waiting(&profile.name),
-                    self.degraded_failure(&profile.name).is_some(),
+                    self.degraded_reason(&profile.name),
                 )
                 .await?,
             );

@@ -7,10 +7,10 @@ use std::{
 
 use tokio::sync::oneshot;
 
-use crate::store::{FailureRow, LeaseRow};
+use crate::store::LeaseRow;
 
-/// What a waiter is sent: its lease, or the failure that made the profile degraded.
-pub type Outcome = Result<LeaseRow, Box<FailureRow>>;
+/// What a waiter is sent: its lease, or why the profile became degraded.
+pub type Outcome = Result<LeaseRow, String>;
 
 /// What a waiter needs granted.
 #[derive(Debug, Clone)]

@@ -23,7 +23,8 @@ pub struct ProfileReport {
     pub max: u32,
     pub counts: StateCounts,
     pub waiting: u32,
-    pub degraded: bool,
+    /// Why Acquire fails fast, when it does.
+    pub degraded: Option<String>,
     /// The current streak of failed builds, if the newest build failed.
     pub failure: Option<FailureRow>,
     pub clusters: Vec<ClusterReport>,
@@ -35,7 +36,7 @@ pub(super) async fn profile_report(
     store: &Store,
     profile: &Profile,
     waiting: usize,
-    degraded: bool,
+    degraded: Option<String>,
 ) -> Result<ProfileReport> {
     let leases = store.live_leases(Some(&profile.name)).await?;
     let clusters = store

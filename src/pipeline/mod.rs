@@ -1,46 +1,163 @@
-//! The four-phase pipeline that builds clusters (build images ‖ → create cluster → load
-//! images ‖ → deploy services ‖).
-//!
-//! Not built yet: until it is, every build fails with a message saying so, which degrades
-//! the profile. The daemon never claims a cluster it did not build.
-use crate::{
-    pool::{Built, ClusterSpec, ProvisionResult, Provisioner, Recorder},
-    store::RunFailure,
+//! The four-phase hybrid pipeline that builds a cluster: build images ‖ → create cluster →
+//! load images ‖ → deploy services ‖ (each step once the steps it waits for are ready).
+//! Every step is recorded; a failure names its phase and step with the tool's exit code and
+//! the tail of its stderr. Cancelling (dropping) a build kills its child processes.
+mod cluster;
+mod deploy;
+mod images;
+mod reset;
+
+use std::{
+    os::unix::fs::DirBuilderExt,
+    path::{Path, PathBuf},
 };
 
-/// Builds clusters with docker and kind.
-#[derive(Debug, Default)]
-pub struct Pipeline;
+use tracing::info;
 
-const NOT_BUILT: &str =
-    "this infrad cannot build clusters yet: the four-phase pipeline is not implemented";
+pub use images::BuiltImage;
 
-impl Provisioner for Pipeline {
-    async fn build(&self, _cluster: &ClusterSpec, recorder: &Recorder) -> ProvisionResult<Built> {
-        recorder
-            .step("build", "pipeline", async { Err(not_built("pipeline")) })
+use crate::{
+    config::{Profile, Tools},
+    pool::{Built, ClusterSpec, ProvisionResult, Provisioner, Recorder},
+    store::RunFailure,
+    tools::{ToolError, docker::Docker, kind::Kind},
+};
+
+/// Builds clusters with docker, kind and the Kubernetes API.
+pub struct Pipeline {
+    docker: Docker,
+    kind: Kind,
+    /// One kubeconfig (mode 0600) and one namespace baseline per cluster.
+    clusters_dir: PathBuf,
+    images: images::ImageCache,
+}
+
+impl Pipeline {
+    /// Keeps per-cluster files in `<state_dir>/clusters` (mode 0700: kubeconfigs are secrets).
+    pub fn new(tools: &Tools, state_dir: &Path) -> std::io::Result<Self> {
+        let clusters_dir = state_dir.join("clusters");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&clusters_dir)?;
+        Ok(Self {
+            docker: Docker::new(&tools.docker),
+            kind: Kind::new(&tools.kind),
+            clusters_dir,
+            images: images::ImageCache::default(),
+        })
+    }
+
+    pub fn kubeconfig_path(&self, cluster: &str) -> PathBuf {
+        self.clusters_dir.join(format!("{cluster}.kubeconfig"))
+    }
+
+    fn baseline_path(&self, cluster: &str) -> PathBuf {
+        self.clusters_dir.join(format!("{cluster}.namespaces"))
+    }
+
+    /// Forgets the profile's built images: the next build rebuilds them.
+    pub fn refresh(&self, profile: &str) {
+        self.images.invalidate(profile);
+    }
+
+    /// Phase 1 alone: the profile's images, built (or taken from the cache).
+    pub async fn build_images(
+        &self,
+        profile: &Profile,
+        recorder: &Recorder,
+    ) -> ProvisionResult<Vec<BuiltImage>> {
+        self.images
+            .get_or_build(&self.docker, profile, recorder)
             .await
     }
+}
 
-    async fn reset(&self, _cluster: &ClusterSpec) -> ProvisionResult<()> {
-        Err(not_built("reset"))
+/// A tool's failure as the failure of a pipeline step: the message, then stderr's tail.
+pub(crate) fn step_failure(phase: &str, step: &str) -> impl Fn(ToolError) -> RunFailure {
+    move |e: ToolError| RunFailure {
+        phase: phase.to_string(),
+        step: step.to_string(),
+        exit_code: e.exit_code,
+        error: if e.stderr_tail.trim().is_empty() || e.message.contains(e.stderr_tail.trim()) {
+            e.message
+        } else {
+            format!("{}\n{}", e.message, e.stderr_tail.trim_end())
+        },
+    }
+}
+
+impl Provisioner for Pipeline {
+    async fn preflight(&self) -> ProvisionResult<()> {
+        let kind = self
+            .kind
+            .version()
+            .await
+            .map_err(step_failure("build", "kind version"))?;
+        let docker = self
+            .docker
+            .server_version()
+            .await
+            .map_err(step_failure("build", "docker version"))?;
+        info!(kind, docker, "tools found");
+        Ok(())
     }
 
-    async fn destroy(&self, _name: &str) -> ProvisionResult<()> {
-        // Nothing this pipeline made can exist.
+    async fn build(&self, cluster: &ClusterSpec, recorder: &Recorder) -> ProvisionResult<Built> {
+        let profile = &cluster.profile;
+        let images = self.build_images(profile, recorder).await?;
+        let kubeconfig = self.kubeconfig_path(&cluster.name);
+        let kube = cluster::create(&self.kind, cluster, &kubeconfig, recorder).await?;
+        if !images.is_empty() {
+            let names: Vec<String> = images.iter().map(|i| i.name.clone()).collect();
+            recorder
+                .step("load", "kind load docker-image", async {
+                    self.kind
+                        .load(&cluster.name, &names)
+                        .await
+                        .map_err(step_failure("load", "kind load docker-image"))
+                })
+                .await?;
+        }
+        deploy::run(&kube, &profile.deploy, recorder).await?;
+        reset::record_baseline(&kube, &self.baseline_path(&cluster.name)).await?;
+        let text = std::fs::read_to_string(&kubeconfig).map_err(|e| RunFailure {
+            phase: "cluster".into(),
+            step: "kubeconfig".into(),
+            exit_code: None,
+            error: format!("reading {}: {e}", kubeconfig.display()),
+        })?;
+        Ok(Built {
+            kubeconfig: text,
+            images: images::fingerprint(&images),
+        })
+    }
+
+    async fn reset(&self, cluster: &ClusterSpec) -> ProvisionResult<()> {
+        reset::run(
+            &self.kubeconfig_path(&cluster.name),
+            &self.baseline_path(&cluster.name),
+            &cluster.profile.deploy,
+        )
+        .await
+    }
+
+    async fn destroy(&self, name: &str) -> ProvisionResult<()> {
+        let kubeconfig = self.kubeconfig_path(name);
+        self.kind
+            .delete(name, &kubeconfig)
+            .await
+            .map_err(step_failure("recycle", "kind delete cluster"))?;
+        for file in [kubeconfig, self.baseline_path(name)] {
+            let _ = std::fs::remove_file(file);
+        }
         Ok(())
     }
 
     async fn list(&self) -> ProvisionResult<Vec<String>> {
-        Ok(Vec::new())
-    }
-}
-
-fn not_built(step: &str) -> RunFailure {
-    RunFailure {
-        phase: "build".into(),
-        step: step.into(),
-        exit_code: None,
-        error: NOT_BUILT.into(),
+        self.kind
+            .clusters()
+            .await
+            .map_err(step_failure("reconcile", "kind get clusters"))
     }
 }

@@ -16,7 +16,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{Instrument, error, info, info_span, warn};
 
 pub use provisioner::{Built, ClusterSpec, ProvisionResult, Provisioner};
-pub use recorder::Recorder;
+pub use recorder::{Recorder, StepEvent};
 
 use crate::{
     Result,
@@ -30,6 +30,8 @@ use crate::{
 const TICK: Duration = Duration::from_millis(250);
 /// Pause before retrying a failed delete of a cluster.
 const DESTROY_RETRY: Duration = Duration::from_secs(5);
+/// While tools are missing, how often to look for them again.
+const PREFLIGHT_RETRY: Duration = Duration::from_secs(10);
 
 pub struct Pool<P> {
     inner: Arc<Inner<P>>,
@@ -48,6 +50,8 @@ struct Inner<P> {
     busy: Mutex<HashSet<String>>,
     /// Per profile: no new build before this instant (backoff after failures).
     not_before: Mutex<HashMap<String, Instant>>,
+    /// When the tools were last found missing; no builds start meanwhile.
+    tools_missing: Mutex<Option<Instant>>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -76,6 +80,7 @@ impl<P: Provisioner> Pool<P> {
                 host,
                 busy: Mutex::default(),
                 not_before: Mutex::default(),
+                tools_missing: Mutex::default(),
                 tasks: TaskTracker::new(),
                 shutdown,
             }),
@@ -89,11 +94,7 @@ impl<P: Provisioner> Pool<P> {
         if let Err(e) = inner.reconcile().await {
             error!(error = %e, "start-up reconciliation failed");
         }
-        for profile in inner.config.profiles.values() {
-            if let Err(e) = inner.refresh_degraded(profile).await {
-                error!(error = %e, profile = %profile.name, "cannot read build history");
-            }
-        }
+        inner.check_tools().await;
         loop {
             if let Err(e) = Arc::clone(inner).tick().await {
                 error!(error = %e, "pool round failed");
@@ -113,6 +114,10 @@ impl<P: Provisioner> Pool<P> {
 impl<P: Provisioner> Inner<P> {
     async fn tick(self: Arc<Self>) -> Result<()> {
         self.leases.expire_due().await?;
+        let last_missing = *self.tools_missing.lock().unwrap_or_else(|e| e.into_inner());
+        if last_missing.is_some_and(|at| at.elapsed() >= PREFLIGHT_RETRY) {
+            self.check_tools().await;
+        }
         for cluster in self
             .store
             .clusters(None, &[ClusterState::Recycling])
@@ -167,7 +172,12 @@ impl<P: Provisioner> Inner<P> {
             .unwrap_or_else(|e| e.into_inner())
             .get(&profile.name)
             .is_some_and(|t| Instant::now() < *t);
-        if backing_off || self.shutdown.is_cancelled() {
+        let tools_missing = self
+            .tools_missing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        if backing_off || tools_missing || self.shutdown.is_cancelled() {
             return Ok(());
         }
         let counts = self.store.counts(&profile.name).await?;
@@ -225,7 +235,13 @@ impl<P: Provisioner> Inner<P> {
                     .remove(&profile.name);
                 match self
                     .store
-                    .mark_ready(&cluster.id, run_id, &built.kubeconfig, time::now())
+                    .mark_ready(
+                        &cluster.id,
+                        run_id,
+                        &built.kubeconfig,
+                        &built.images,
+                        time::now(),
+                    )
                     .await
                 {
                     Ok(_) => self.refresh_degraded(profile).await,
@@ -270,17 +286,49 @@ impl<P: Provisioner> Inner<P> {
         self.refresh_degraded(profile).await
     }
 
+    /// Looks for the tools; while they are missing every profile is degraded, saying what to
+    /// install, and no build starts.
+    async fn check_tools(&self) {
+        match self.provisioner.preflight().await {
+            Ok(()) => {
+                *self.tools_missing.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                // Degraded again only if the build history says so.
+                for profile in self.config.profiles.values() {
+                    if let Err(e) = self.refresh_degraded(profile).await {
+                        error!(error = %e, profile = %profile.name, "cannot read build history");
+                    }
+                }
+            }
+            Err(failure) => {
+                *self.tools_missing.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(Instant::now());
+                for profile in self.config.profiles.keys() {
+                    let reason = format!("cannot build clusters: {}", failure.error);
+                    self.leases.set_degraded(profile, Some(reason));
+                }
+            }
+        }
+    }
+
     /// Degraded exactly while the current failure streak reaches the profile's limit.
     async fn refresh_degraded(&self, profile: &Profile) -> Result<()> {
-        let streak = self
+        let reason = self
             .store
             .failure_streak(&profile.name)
             .await?
-            .filter(|s| s.consecutive >= profile.pool.degraded_after);
-        if let Some(failure) = &streak {
-            warn!(profile = %profile.name, failures = failure.consecutive, "profile degraded");
-        }
-        self.leases.set_degraded(&profile.name, streak);
+            .filter(|s| s.consecutive >= profile.pool.degraded_after)
+            .map(|s| {
+                let f = &s.failure;
+                let code = f
+                    .exit_code
+                    .map(|c| format!(" (exit code {c})"))
+                    .unwrap_or_default();
+                format!(
+                    "{} builds failed in a row; last failure in phase {} step {}{code}: {}",
+                    s.consecutive, f.phase, f.step, f.error
+                )
+            });
+        self.leases.set_degraded(&profile.name, reason);
         Ok(())
     }
 

@@ -18,6 +18,8 @@ pub struct ClusterSpec {
 #[derive(Debug, Clone)]
 pub struct Built {
     pub kubeconfig: String,
+    /// What it was built from (image names and IDs); clusters of older images are stale.
+    pub images: String,
 }
 
 pub type ProvisionResult<T> = std::result::Result<T, RunFailure>;
@@ -25,6 +27,11 @@ pub type ProvisionResult<T> = std::result::Result<T, RunFailure>;
 /// Makes, resets, lists and destroys clusters. Futures are dropped to cancel them (on
 /// shutdown): an implementation must kill its child processes when that happens.
 pub trait Provisioner: Send + Sync + 'static {
+    /// Checks that the tools are there; the error says what to install.
+    fn preflight(&self) -> impl Future<Output = ProvisionResult<()>> + Send {
+        async { Ok(()) }
+    }
+
     /// Runs the pipeline for `cluster`, recording each step through `recorder`.
     fn build(
         &self,

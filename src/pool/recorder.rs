@@ -1,18 +1,57 @@
-//! Records a pipeline run's steps (start, end, outcome) as they happen.
-use tracing::warn;
+//! Records a pipeline run's steps (start, end, outcome) as they happen, and tells an observer
+//! (a progress display) if there is one.
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{info, warn};
 
 use crate::{store::Store, time};
 
 use super::provisioner::ProvisionResult;
 
+/// A step starting or ending, for whoever watches a build.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepEvent {
+    Started {
+        phase: String,
+        step: String,
+        at: SystemTime,
+    },
+    Ended {
+        phase: String,
+        step: String,
+        at: SystemTime,
+        took: Duration,
+        /// The error, if the step failed.
+        error: Option<String>,
+    },
+}
+
 pub struct Recorder {
     store: Store,
     run_id: i64,
+    observer: Option<UnboundedSender<StepEvent>>,
 }
 
 impl Recorder {
     pub fn new(store: Store, run_id: i64) -> Self {
-        Self { store, run_id }
+        Self {
+            store,
+            run_id,
+            observer: None,
+        }
+    }
+
+    /// Also sends every step's start and end to `observer`.
+    pub fn observed(mut self, observer: UnboundedSender<StepEvent>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn tell(&self, event: StepEvent) {
+        if let Some(observer) = &self.observer {
+            let _ = observer.send(event);
+        }
     }
 
     /// Runs one step of `phase`, recording when it started and ended and how.
@@ -23,6 +62,12 @@ impl Recorder {
         step: &str,
         work: impl Future<Output = ProvisionResult<T>>,
     ) -> ProvisionResult<T> {
+        let started = Instant::now();
+        self.tell(StepEvent::Started {
+            phase: phase.into(),
+            step: step.into(),
+            at: SystemTime::now(),
+        });
         let id = self
             .store
             .step_started(self.run_id, phase, step, time::now())
@@ -35,6 +80,15 @@ impl Recorder {
         {
             warn!(error = %e, phase, step, "cannot record step end");
         }
+        let took = started.elapsed();
+        info!(phase, step, took = %humantime::format_duration(Duration::from_millis(took.as_millis() as u64)), ok = result.is_ok(), "step ended");
+        self.tell(StepEvent::Ended {
+            phase: phase.into(),
+            step: step.into(),
+            at: SystemTime::now(),
+            took,
+            error: result.as_ref().err().map(|f| f.error.clone()),
+        });
         result
     }
 }

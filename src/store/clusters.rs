@@ -75,6 +75,8 @@ pub struct ClusterRow {
     pub state: ClusterState,
     pub host: String,
     pub kubeconfig: Option<String>,
+    /// Image names and IDs it was built from.
+    pub images: Option<String>,
     pub created_at: Millis,
     pub ready_at: Option<Millis>,
     pub state_changed_at: Millis,
@@ -104,8 +106,7 @@ impl StateCounts {
     }
 }
 
-const CLUSTER_COLUMNS: &str =
-    "id, name, profile, state, host, kubeconfig, created_at, ready_at, state_changed_at, error";
+const CLUSTER_COLUMNS: &str = "id, name, profile, state, host, kubeconfig, images, created_at, ready_at, state_changed_at, error";
 
 impl Store {
     /// Records a new cluster in `building` and opens its pipeline run; returns the run id.
@@ -149,14 +150,16 @@ impl Store {
         cluster_id: &str,
         run_id: i64,
         kubeconfig: &str,
+        images: &str,
         now: Millis,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let moved = sqlx::query(
-            "UPDATE clusters SET state = 'ready', kubeconfig = ?, ready_at = ?, state_changed_at = ?
+            "UPDATE clusters SET state = 'ready', kubeconfig = ?, images = ?, ready_at = ?, state_changed_at = ?
              WHERE id = ? AND state = 'building'",
         )
         .bind(kubeconfig)
+        .bind(images)
         .bind(now)
         .bind(now)
         .bind(cluster_id)

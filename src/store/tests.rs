@@ -11,7 +11,12 @@ async fn ready_cluster(store: &Store, id: &str, now: Millis) {
         .insert_building(id, &format!("infrad-demo-{id}"), "demo", "host", now)
         .await
         .unwrap();
-    assert!(store.mark_ready(id, run, "kubeconfig", now).await.unwrap());
+    assert!(
+        store
+            .mark_ready(id, run, "kubeconfig", "img@sha256:1", now)
+            .await
+            .unwrap()
+    );
 }
 
 fn lease<'a>(id: &'a str, request_id: Option<&'a str>) -> NewLease<'a> {
@@ -264,7 +269,7 @@ async fn build_steps_are_those_of_the_successful_run(pool: SqlitePool) {
         .await
         .unwrap();
     store.step_ended(step, true, 4_000).await.unwrap();
-    assert!(store.mark_ready("a", run, "kc", 4_000).await.unwrap());
+    assert!(store.mark_ready("a", run, "kc", "", 4_000).await.unwrap());
     let steps = store.build_steps("a").await.unwrap();
     let names: Vec<_> = steps
         .iter()

@@ -151,6 +151,7 @@ impl Provisioner for TestProvisioner {
                 "apiVersion: v1\nkind: Config\ncurrent-context: kind-{0}\n",
                 cluster.name
             ),
+            images: String::new(),
         })
     }
 
