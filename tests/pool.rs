@@ -301,3 +301,84 @@ async fn restart_reconciles_the_store_with_the_provisioner() {
         "the kept lease's cluster is still leased"
     );
 }
+
+#[tokio::test]
+async fn a_refresh_replaces_stale_clusters_one_at_a_time() {
+    let daemon = TestDaemon::start(&config("warm = 2\nmax = 2")).await;
+    daemon
+        .provisioner
+        .set_build_delay(Duration::from_millis(100));
+    let mut client = daemon.client().await;
+    ready(&client, 2).await;
+    let old: Vec<String> = daemon.provisioner.existing();
+
+    assert_eq!(
+        client.refresh(Some("demo")).await.unwrap(),
+        vec!["demo".to_string()]
+    );
+    eventually("both stale clusters are replaced", || {
+        let mut client = client.clone();
+        let old = old.clone();
+        async move {
+            let status = client.status(Some("demo")).await.unwrap();
+            let clusters = &status.profiles[0].clusters;
+            clusters.len() == 2
+                && clusters.iter().all(|c| !c.stale && !old.contains(&c.name))
+                && status.profiles[0].counts.unwrap().ready == 2
+        }
+    })
+    .await;
+    // One at a time: the second stale cluster goes only once the first replacement is built.
+    let events = daemon.provisioner.events();
+    let position = |wanted: &Event| events.iter().position(|e| e == wanted).unwrap();
+    let last_destroyed = old
+        .iter()
+        .map(|name| position(&Event::Destroyed(name.clone())))
+        .max()
+        .unwrap();
+    let first_replacement = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::BuildStarted(name, _) if !old.contains(name) => Some(name.clone()),
+            _ => None,
+        })
+        .next()
+        .unwrap();
+    let replacement_built = events
+        .iter()
+        .position(|e| matches!(e, Event::BuildEnded(name, _) if *name == first_replacement))
+        .unwrap();
+    assert!(
+        replacement_built < last_destroyed,
+        "the second stale cluster went before the first replacement was ready: {events:?}"
+    );
+    let unknown = client.refresh(Some("nope")).await.unwrap_err();
+    assert_eq!(unknown.code(), Some(Code::NotFound));
+}
+
+#[tokio::test]
+async fn stale_clusters_serve_only_when_no_fresh_one_is_ready() {
+    let daemon = TestDaemon::start(&config("warm = 1\nmax = 2")).await;
+    let mut client = daemon.client().await;
+    ready(&client, 1).await;
+    let stale = daemon.provisioner.existing()[0].clone();
+    daemon.provisioner.set_build_delay(Duration::from_secs(60));
+    client.refresh(None).await.unwrap();
+    eventually(
+        "the old cluster is seen as stale and a fresh one is building",
+        || {
+            let mut client = client.clone();
+            async move {
+                let status = client.status(Some("demo")).await.unwrap();
+                let p = &status.profiles[0];
+                p.clusters.iter().any(|c| c.stale) && p.counts.unwrap().building == 1
+            }
+        },
+    )
+    .await;
+    let lease = client.acquire(acquire("needs-one-now")).await.unwrap();
+    assert_eq!(
+        lease.cluster, stale,
+        "with no fresh cluster ready, the stale one serves"
+    );
+}

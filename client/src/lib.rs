@@ -107,6 +107,15 @@ impl Client {
         Ok(())
     }
 
+    /// Rebuilds the images of one profile, or of all when `profile` is `None`; returns the
+    /// profiles whose images are being rebuilt.
+    pub async fn refresh(&mut self, profile: Option<&str>) -> Result<Vec<String>> {
+        let request = proto::RefreshRequest {
+            profile: profile.unwrap_or_default().to_string(),
+        };
+        Ok(self.inner.refresh(request).await?.into_inner().profiles)
+    }
+
     /// Pools, clusters, leases and timings of one profile, or of all when `profile` is `None`.
     pub async fn status(&mut self, profile: Option<&str>) -> Result<proto::StatusResponse> {
         let request = proto::StatusRequest {

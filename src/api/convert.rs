@@ -103,6 +103,7 @@ pub(super) fn profile_status(report: ProfileReport) -> proto::ProfileStatus {
                 created_at: Some(timestamp(c.cluster.created_at)),
                 age: Some(duration(duration_between(c.cluster.created_at, now))),
                 holder: c.holder.unwrap_or_default(),
+                stale: c.stale,
             })
             .collect(),
         leases: report

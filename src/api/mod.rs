@@ -75,6 +75,19 @@ impl<L: LeaseApi> pb::lease_service_server::LeaseService for LeaseService<L> {
     }
 
     #[instrument(skip_all, fields(profile), err(level = "warn"))]
+    async fn refresh(
+        &self,
+        request: Request<proto::RefreshRequest>,
+    ) -> Result<Response<proto::RefreshResponse>, Status> {
+        let profile = request.into_inner().profile;
+        tracing::Span::current().record("profile", profile.as_str());
+        let profiles = self
+            .leases
+            .refresh((!profile.is_empty()).then_some(profile.as_str()))?;
+        Ok(Response::new(proto::RefreshResponse { profiles }))
+    }
+
+    #[instrument(skip_all, fields(profile), err(level = "warn"))]
     async fn status(
         &self,
         request: Request<proto::StatusRequest>,

@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 
 pub use queue::Wanted;
 use queue::{Outcome, Queue};
-pub use report::{ClusterReport, ProfileReport};
+pub use report::{ClusterReport, ProfileReport, is_stale};
 
 use crate::{
     Error, Result,
@@ -59,6 +59,8 @@ pub trait LeaseApi: Send + Sync + 'static {
         &self,
         profile: Option<&str>,
     ) -> impl Future<Output = Result<Vec<ProfileReport>>> + Send;
+    /// Asks for the images of one profile (or all) to be rebuilt; returns the profiles.
+    fn refresh(&self, profile: Option<&str>) -> Result<Vec<String>>;
 }
 
 pub struct Leases {
@@ -67,6 +69,10 @@ pub struct Leases {
     queues: HashMap<String, Arc<Queue>>,
     /// Profiles whose Acquire fails fast, with the reason.
     degraded: RwLock<HashMap<String, String>>,
+    /// Per profile, the images clusters are built from now; others are stale.
+    current_images: RwLock<HashMap<String, String>>,
+    /// Profiles whose images are to be rebuilt (`infrad refresh`).
+    refresh_requests: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Wakes the pool: a lease ended or demand changed.
     pool_wake: Arc<Notify>,
     shutdown: CancellationToken,
@@ -89,6 +95,8 @@ impl Leases {
             config,
             queues,
             degraded: RwLock::default(),
+            current_images: RwLock::default(),
+            refresh_requests: std::sync::Mutex::default(),
             pool_wake,
             shutdown,
         }
@@ -142,6 +150,35 @@ impl Leases {
         }
     }
 
+    /// The images a fresh cluster of `profile` is built from, once known.
+    pub fn current_images(&self, profile: &str) -> Option<String> {
+        let current = self
+            .current_images
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        current.get(profile).cloned()
+    }
+
+    pub fn set_current_images(&self, profile: &str, images: Option<String>) {
+        let mut current = self
+            .current_images
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        match images {
+            Some(images) => current.insert(profile.to_string(), images),
+            None => current.remove(profile),
+        };
+    }
+
+    /// Profiles whose refresh was asked for since the last call.
+    pub fn take_refresh_requests(&self) -> Vec<String> {
+        let mut requests = self
+            .refresh_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut *requests).into_iter().collect()
+    }
+
     fn check_ttl(profile: &Profile, ttl: Option<Duration>) -> Result<Duration> {
         let max = profile.pool.max_lease_ttl;
         match ttl {
@@ -157,7 +194,9 @@ impl Leases {
 
     async fn grant_now(&self, profile: &str, wanted: &Wanted) -> Result<Option<LeaseRow>> {
         let (id, token) = (token::new_lease_id(), token::new_token());
+        let fresh = self.current_images(profile);
         let lease = NewLease {
+            fresh_images: fresh.as_deref(),
             id: &id,
             token: &token,
             profile,
@@ -393,6 +432,19 @@ impl LeaseApi for Leases {
         }
     }
 
+    fn refresh(&self, profile: Option<&str>) -> Result<Vec<String>> {
+        let profiles: Vec<String> = match profile {
+            Some(name) => vec![self.profile(name)?.name.clone()],
+            None => self.config.profiles.keys().cloned().collect(),
+        };
+        self.refresh_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(profiles.iter().cloned());
+        self.pool_wake.notify_one();
+        Ok(profiles)
+    }
+
     async fn status(&self, profile: Option<&str>) -> Result<Vec<ProfileReport>> {
         let profiles: Vec<&Arc<Profile>> = match profile {
             Some(name) => vec![self.profile(name)?],
@@ -404,8 +456,11 @@ impl LeaseApi for Leases {
                 report::profile_report(
                     &self.store,
                     profile,
-                    self.waiting(&profile.name),
-                    self.degraded_reason(&profile.name),
+                    report::Live {
+                        waiting: self.waiting(&profile.name),
+                        degraded: self.degraded_reason(&profile.name),
+                        current_images: self.current_images(&profile.name),
+                    },
                 )
                 .await?,
             );

@@ -14,6 +14,15 @@ pub struct ClusterReport {
     pub cluster: ClusterRow,
     /// Holder of its live lease, when leased.
     pub holder: Option<String>,
+    /// Built from images older than the profile's current ones.
+    pub stale: bool,
+}
+
+/// What only the running daemon knows of a profile.
+pub(super) struct Live {
+    pub waiting: usize,
+    pub degraded: Option<String>,
+    pub current_images: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -35,8 +44,7 @@ pub struct ProfileReport {
 pub(super) async fn profile_report(
     store: &Store,
     profile: &Profile,
-    waiting: usize,
-    degraded: Option<String>,
+    live: Live,
 ) -> Result<ProfileReport> {
     let leases = store.live_leases(Some(&profile.name)).await?;
     let clusters = store
@@ -44,6 +52,7 @@ pub(super) async fn profile_report(
         .await?
         .into_iter()
         .map(|cluster| ClusterReport {
+            stale: is_stale(&cluster, live.current_images.as_deref()),
             holder: leases
                 .iter()
                 .find(|l| l.cluster_id == cluster.id)
@@ -56,11 +65,19 @@ pub(super) async fn profile_report(
         warm: profile.pool.warm,
         max: profile.pool.max,
         counts: store.counts(&profile.name).await?,
-        waiting: u32::try_from(waiting).unwrap_or(u32::MAX),
-        degraded,
+        waiting: u32::try_from(live.waiting).unwrap_or(u32::MAX),
+        degraded: live.degraded,
         failure: store.failure_streak(&profile.name).await?,
         clusters,
         leases,
         phase_stats: timings::phase_stats(&store.recent_steps(&profile.name, STATS_RUNS).await?),
     })
+}
+
+/// A ready or leased cluster built from other images than the current ones.
+pub fn is_stale(cluster: &ClusterRow, current_images: Option<&str>) -> bool {
+    match (current_images, &cluster.images) {
+        (Some(current), Some(built)) => cluster.ready_at.is_some() && built != current,
+        _ => false,
+    }
 }

@@ -20,17 +20,24 @@ pub struct BuiltImage {
     pub id: String,
 }
 
-type Slot = Arc<tokio::sync::Mutex<Option<Vec<BuiltImage>>>>;
-
 #[derive(Default)]
 pub(super) struct ImageCache {
-    slots: Mutex<HashMap<String, Slot>>,
+    /// Per profile, held while its images build: concurrent clusters wait for one build.
+    building: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per profile, the images of its latest successful build.
+    built: Mutex<HashMap<String, Vec<BuiltImage>>>,
 }
 
 impl ImageCache {
-    fn slot(&self, profile: &str) -> Slot {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(slots.entry(profile.to_string()).or_default())
+    fn lock_for(&self, profile: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut building = self.building.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(building.entry(profile.to_string()).or_default())
+    }
+
+    /// The images builds use now, if they were built.
+    pub fn current(&self, profile: &str) -> Option<Vec<BuiltImage>> {
+        let built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        built.get(profile).cloned()
     }
 
     /// The profile's images; the first caller builds them while later ones wait for it.
@@ -40,11 +47,32 @@ impl ImageCache {
         profile: &Profile,
         recorder: &Recorder,
     ) -> ProvisionResult<Vec<BuiltImage>> {
-        let slot = self.slot(&profile.name);
-        let mut built = slot.lock().await;
-        if let Some(images) = built.as_ref() {
-            return Ok(images.clone());
+        let lock = self.lock_for(&profile.name);
+        let _building = lock.lock().await;
+        if let Some(images) = self.current(&profile.name) {
+            return Ok(images);
         }
+        self.build(docker, profile, recorder).await
+    }
+
+    /// Builds the profile's images again (docker's layer cache keeps unchanged ones cheap).
+    pub async fn rebuild(
+        &self,
+        docker: &Docker,
+        profile: &Profile,
+        recorder: &Recorder,
+    ) -> ProvisionResult<Vec<BuiltImage>> {
+        let lock = self.lock_for(&profile.name);
+        let _building = lock.lock().await;
+        self.build(docker, profile, recorder).await
+    }
+
+    async fn build(
+        &self,
+        docker: &Docker,
+        profile: &Profile,
+        recorder: &Recorder,
+    ) -> ProvisionResult<Vec<BuiltImage>> {
         let images = try_join_all(profile.images.iter().map(|image| {
             recorder.step("build", &image.name, async {
                 let id = docker
@@ -58,18 +86,9 @@ impl ImageCache {
             })
         }))
         .await?;
-        *built = Some(images.clone());
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        built.insert(profile.name.clone(), images.clone());
         Ok(images)
-    }
-
-    pub fn invalidate(&self, profile: &str) {
-        if let Ok(mut built) = self.slot(profile).try_lock() {
-            *built = None;
-        } else {
-            // A build is running; the next one after it must rebuild.
-            let slot = self.slot(profile);
-            tokio::spawn(async move { *slot.lock().await = None });
-        }
     }
 }
 

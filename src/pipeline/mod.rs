@@ -10,6 +10,7 @@ mod reset;
 use std::{
     os::unix::fs::DirBuilderExt,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use tracing::info;
@@ -56,11 +57,6 @@ impl Pipeline {
         self.clusters_dir.join(format!("{cluster}.namespaces"))
     }
 
-    /// Forgets the profile's built images: the next build rebuilds them.
-    pub fn refresh(&self, profile: &str) {
-        self.images.invalidate(profile);
-    }
-
     /// Phase 1 alone: the profile's images, built (or taken from the cache).
     pub async fn build_images(
         &self,
@@ -88,6 +84,19 @@ pub(crate) fn step_failure(phase: &str, step: &str) -> impl Fn(ToolError) -> Run
 }
 
 impl Provisioner for Pipeline {
+    async fn refresh(&self, profile: &Arc<Profile>) -> ProvisionResult<()> {
+        self.images
+            .rebuild(&self.docker, profile, &Recorder::detached())
+            .await
+            .map(drop)
+    }
+
+    fn current_images(&self, profile: &str) -> Option<String> {
+        self.images
+            .current(profile)
+            .map(|images| images::fingerprint(&images))
+    }
+
     async fn preflight(&self) -> ProvisionResult<()> {
         let kind = self
             .kind

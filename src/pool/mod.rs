@@ -21,7 +21,7 @@ pub use recorder::{Recorder, StepEvent};
 use crate::{
     Result,
     config::{Config, Profile, Recycle},
-    leases::Leases,
+    leases::{Leases, is_stale},
     store::{ClusterRow, ClusterState, Store},
     time,
 };
@@ -32,6 +32,8 @@ const TICK: Duration = Duration::from_millis(250);
 const DESTROY_RETRY: Duration = Duration::from_secs(5);
 /// While tools are missing, how often to look for them again.
 const PREFLIGHT_RETRY: Duration = Duration::from_secs(10);
+/// Busy-set key of a profile's running image refresh.
+const REFRESH: &str = "refresh:";
 
 pub struct Pool<P> {
     inner: Arc<Inner<P>>,
@@ -52,6 +54,8 @@ struct Inner<P> {
     not_before: Mutex<HashMap<String, Instant>>,
     /// When the tools were last found missing; no builds start meanwhile.
     tools_missing: Mutex<Option<Instant>>,
+    /// When images were last refreshed on the configured interval.
+    last_refresh: Mutex<Instant>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -81,6 +85,7 @@ impl<P: Provisioner> Pool<P> {
                 busy: Mutex::default(),
                 not_before: Mutex::default(),
                 tools_missing: Mutex::default(),
+                last_refresh: Mutex::new(Instant::now()),
                 tasks: TaskTracker::new(),
                 shutdown,
             }),
@@ -131,8 +136,79 @@ impl<P: Provisioner> Inner<P> {
                 self.spawn(this.recycle(cluster, profile).instrument(span));
             }
         }
+        for profile in self.refresh_due() {
+            if let Some(profile) = self.config.profile(&profile).cloned()
+                && self.claim(&format!("{REFRESH}{}", profile.name))
+            {
+                let this = Arc::clone(&self);
+                let span = info_span!("refresh", profile = %profile.name);
+                self.spawn(this.refresh(profile).instrument(span));
+            }
+        }
         for profile in self.config.profiles.values() {
-            Arc::clone(&self).fill(profile).await?;
+            let current = self.provisioner.current_images(&profile.name);
+            self.leases
+                .set_current_images(&profile.name, current.clone());
+            // Fill first: a replacement that starts building holds the next retirement back.
+            Arc::clone(&self).fill(profile, current.as_deref()).await?;
+            self.retire_stale(profile, current.as_deref()).await?;
+        }
+        Ok(())
+    }
+
+    /// Profiles whose images are to be rebuilt now: asked for, or due by the interval.
+    fn refresh_due(&self) -> Vec<String> {
+        let mut due = self.leases.take_refresh_requests();
+        if let Some(interval) = self.config.daemon.refresh_interval {
+            let mut last = self.last_refresh.lock().unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() >= interval {
+                *last = Instant::now();
+                due.extend(self.config.profiles.keys().cloned());
+            }
+        }
+        due
+    }
+
+    async fn refresh(self: Arc<Self>, profile: Arc<Profile>) {
+        info!("rebuilding images");
+        match self.provisioner.refresh(&profile).await {
+            Ok(()) => info!("images rebuilt"),
+            Err(e) => warn!(step = %e.step, error = %e.error, "image refresh failed"),
+        }
+        self.unclaim(&format!("{REFRESH}{}", profile.name));
+        self.wake.notify_one();
+    }
+
+    /// Replaces stale ready clusters one at a time: one goes only while nothing of the profile
+    /// is being built or recycled, and the pool then builds a fresh one in its place.
+    async fn retire_stale(&self, profile: &Profile, current: Option<&str>) -> Result<()> {
+        let tools_missing = self
+            .tools_missing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        if current.is_none() || tools_missing {
+            return Ok(());
+        }
+        let counts = self.store.counts(&profile.name).await?;
+        if counts.building > 0 || counts.recycling > 0 {
+            return Ok(());
+        }
+        let ready = self
+            .store
+            .clusters(Some(&profile.name), &[ClusterState::Ready])
+            .await?;
+        if let Some(stale) = ready.iter().find(|c| is_stale(c, current)) {
+            info!(cluster = %stale.name, "replacing a stale cluster");
+            self.store
+                .set_state(
+                    &stale.id,
+                    ClusterState::Ready,
+                    ClusterState::Recycling,
+                    time::now(),
+                )
+                .await?;
+            self.wake.notify_one();
         }
         Ok(())
     }
@@ -165,7 +241,7 @@ impl<P: Provisioner> Inner<P> {
 
     /// Starts builds until the profile has its warm clusters (or one per waiter), within `max`
     /// and the daemon-wide build limit.
-    async fn fill(self: Arc<Self>, profile: &Arc<Profile>) -> Result<()> {
+    async fn fill(self: Arc<Self>, profile: &Arc<Profile>, current: Option<&str>) -> Result<()> {
         let backing_off = self
             .not_before
             .lock()
@@ -181,12 +257,20 @@ impl<P: Provisioner> Inner<P> {
             return Ok(());
         }
         let counts = self.store.counts(&profile.name).await?;
+        let stale = self
+            .store
+            .clusters(Some(&profile.name), &[ClusterState::Ready])
+            .await?
+            .iter()
+            .filter(|c| is_stale(c, current))
+            .count();
+        let fresh_ready = counts.ready - u32::try_from(stale).unwrap_or(counts.ready);
         let waiting = u32::try_from(self.leases.waiting(&profile.name)).unwrap_or(u32::MAX);
         let wanted = profile
             .pool
             .warm
             .max(waiting)
-            .saturating_sub(counts.ready + counts.building);
+            .saturating_sub(fresh_ready + counts.building);
         let room = profile.pool.max.saturating_sub(counts.live());
         for _ in 0..wanted.min(room) {
             let Ok(permit) = Arc::clone(&self.builds).try_acquire_owned() else {

@@ -32,6 +32,18 @@ pub trait Provisioner: Send + Sync + 'static {
         async { Ok(()) }
     }
 
+    /// Rebuilds the profile's images now, so that new inputs reach the pool.
+    fn refresh(&self, profile: &Arc<Profile>) -> impl Future<Output = ProvisionResult<()>> + Send {
+        let _ = profile;
+        async { Ok(()) }
+    }
+
+    /// What a cluster of `profile` built now would be made from ([`Built::images`]), once known.
+    fn current_images(&self, profile: &str) -> Option<String> {
+        let _ = profile;
+        None
+    }
+
     /// Runs the pipeline for `cluster`, recording each step through `recorder`.
     fn build(
         &self,

@@ -28,16 +28,23 @@ pub enum StepEvent {
 }
 
 pub struct Recorder {
-    store: Store,
-    run_id: i64,
+    /// Where steps are stored, and under which run; `None` records nothing.
+    run: Option<(Store, i64)>,
     observer: Option<UnboundedSender<StepEvent>>,
 }
 
 impl Recorder {
     pub fn new(store: Store, run_id: i64) -> Self {
         Self {
-            store,
-            run_id,
+            run: Some((store, run_id)),
+            observer: None,
+        }
+    }
+
+    /// For work outside any cluster's run (an image refresh): logged, not stored.
+    pub fn detached() -> Self {
+        Self {
+            run: None,
             observer: None,
         }
     }
@@ -68,15 +75,17 @@ impl Recorder {
             step: step.into(),
             at: SystemTime::now(),
         });
-        let id = self
-            .store
-            .step_started(self.run_id, phase, step, time::now())
-            .await
-            .inspect_err(|e| warn!(error = %e, phase, step, "cannot record step start"))
-            .ok();
+        let id = match &self.run {
+            Some((store, run_id)) => store
+                .step_started(*run_id, phase, step, time::now())
+                .await
+                .inspect_err(|e| warn!(error = %e, phase, step, "cannot record step start"))
+                .ok(),
+            None => None,
+        };
         let result = work.await;
-        if let Some(id) = id
-            && let Err(e) = self.store.step_ended(id, result.is_ok(), time::now()).await
+        if let (Some(id), Some((store, _))) = (id, &self.run)
+            && let Err(e) = store.step_ended(id, result.is_ok(), time::now()).await
         {
             warn!(error = %e, phase, step, "cannot record step end");
         }

@@ -87,6 +87,8 @@ pub struct NewLease<'a> {
     pub holder: &'a str,
     pub request_id: Option<&'a str>,
     pub ttl_ms: Millis,
+    /// Prefer clusters built from these images (the current ones) over stale ones.
+    pub fresh_images: Option<&'a str>,
 }
 
 const LEASE_SELECT: &str =
@@ -109,11 +111,14 @@ impl Store {
             "UPDATE clusters SET state = 'leased', state_changed_at = ?
              WHERE state = 'ready' AND id = (
                  SELECT id FROM clusters WHERE profile = ? AND state = 'ready'
-                 ORDER BY ready_at, id LIMIT 1)
+                 ORDER BY CASE WHEN ? IS NULL OR images = ? THEN 0 ELSE 1 END, ready_at, id
+                 LIMIT 1)
              RETURNING id",
         )
         .bind(now)
         .bind(lease.profile)
+        .bind(lease.fresh_images)
+        .bind(lease.fresh_images)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(cluster_id) = cluster else {

@@ -27,6 +27,7 @@ fn lease<'a>(id: &'a str, request_id: Option<&'a str>) -> NewLease<'a> {
         holder: "job",
         request_id,
         ttl_ms: 1_000,
+        fresh_images: None,
     }
 }
 
@@ -299,5 +300,31 @@ async fn open_creates_a_private_database_in_the_state_dir() {
         reopened.counts("demo").await.unwrap().ready,
         1,
         "state survives a reopen"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn grant_prefers_clusters_of_the_current_images(pool: SqlitePool) {
+    let store = store(pool).await;
+    for (id, images, at) in [("old", "web@sha256:1", 10), ("new", "web@sha256:2", 20)] {
+        let run = store
+            .insert_building(id, id, "demo", "h", at)
+            .await
+            .unwrap();
+        store.mark_ready(id, run, "kc", images, at).await.unwrap();
+    }
+    let mut fresh = lease("l1", None);
+    fresh.fresh_images = Some("web@sha256:2");
+    let granted = store.grant(&fresh, 100).await.unwrap().unwrap();
+    assert_eq!(
+        granted.cluster_id, "new",
+        "the stale cluster is older but not preferred"
+    );
+    let mut again = lease("l2", None);
+    again.fresh_images = Some("web@sha256:2");
+    let stale = store.grant(&again, 100).await.unwrap().unwrap();
+    assert_eq!(
+        stale.cluster_id, "old",
+        "a stale cluster still serves when no fresh one is ready"
     );
 }

@@ -23,6 +23,8 @@ struct Knobs {
     build_delay: Duration,
     fail_builds: bool,
     fail_resets: bool,
+    /// Bumped by a refresh: clusters of an older generation are stale.
+    image_generation: u32,
 }
 
 /// Pretend clusters: a file per cluster in `dir`, so that a restarted daemon (even another
@@ -118,12 +120,31 @@ impl Drop for Ending<'_> {
 }
 
 impl Provisioner for TestProvisioner {
+    async fn refresh(
+        &self,
+        _profile: &std::sync::Arc<infrad::config::Profile>,
+    ) -> ProvisionResult<()> {
+        self.knobs.lock().unwrap().image_generation += 1;
+        Ok(())
+    }
+
+    fn current_images(&self, _profile: &str) -> Option<String> {
+        Some(format!(
+            "images-{}",
+            self.knobs.lock().unwrap().image_generation
+        ))
+    }
+
     async fn build(&self, cluster: &ClusterSpec, recorder: &Recorder) -> ProvisionResult<Built> {
         self.record(Event::BuildStarted(cluster.name.clone(), Instant::now()));
         let _ending = Ending(self, cluster.name.clone());
-        let (delay, fail) = {
+        let (delay, fail, images) = {
             let knobs = self.knobs.lock().unwrap();
-            (knobs.build_delay, knobs.fail_builds)
+            (
+                knobs.build_delay,
+                knobs.fail_builds,
+                format!("images-{}", knobs.image_generation),
+            )
         };
         recorder
             .step("build", "images", async {
@@ -151,7 +172,7 @@ impl Provisioner for TestProvisioner {
                 "apiVersion: v1\nkind: Config\ncurrent-context: kind-{0}\n",
                 cluster.name
             ),
-            images: String::new(),
+            images,
         })
     }
 

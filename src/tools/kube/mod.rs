@@ -200,8 +200,12 @@ impl Kube {
         loop {
             let mut waiting = Vec::new();
             for object in objects {
-                if let Readiness::NotReady(why) = self.readiness_of(object).await? {
-                    waiting.push(format!("{object} ({why})"));
+                match self.readiness_of(object).await? {
+                    Readiness::Ready => {}
+                    Readiness::NotReady(why) => waiting.push(format!("{object} ({why})")),
+                    Readiness::Failed(why) => {
+                        return Err(ToolError::new(format!("{object} failed: {why}")));
+                    }
                 }
             }
             if waiting.is_empty() {
@@ -255,9 +259,12 @@ impl Kube {
     ) -> Result<(), ToolError> {
         let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
         for name in names {
-            api.delete(name, &DeleteParams::default())
-                .await
-                .map_err(|e| kube_error(&format!("deleting namespace {name}"), e))?;
+            match api.delete(name, &DeleteParams::default()).await {
+                // Already going (409) or gone (404): what was asked for.
+                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+                Err(e) => return Err(kube_error(&format!("deleting namespace {name}"), e)),
+                Ok(_) => {}
+            }
         }
         let deadline = Instant::now() + timeout;
         loop {

@@ -6,6 +6,8 @@ pub enum Readiness {
     Ready,
     /// Not yet, and why.
     NotReady(String),
+    /// Never will be without a change (a failed Job, a Deployment past its progress deadline).
+    Failed(String),
 }
 
 /// Deployment available with all replicas updated, StatefulSet/DaemonSet ready, Job complete,
@@ -35,13 +37,24 @@ pub fn readiness(kind: &str, object: &Value) -> Readiness {
     };
     match kind {
         "Deployment" => {
+            if condition_reason(status, "Progressing") == Some("ProgressDeadlineExceeded") {
+                return Readiness::Failed("progress deadline exceeded".into());
+            }
             let (updated, available) = (
                 int(status, "updatedReplicas"),
                 int(status, "availableReplicas"),
             );
+            // As `kubectl rollout status`: no old replicas left, every updated one available.
+            let total = status
+                .get("replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(updated);
             ready(
-                updated >= replicas && available >= replicas && condition(status, "Available"),
-                format!("{available}/{replicas} available, {updated} updated"),
+                updated >= replicas
+                    && total <= updated
+                    && available >= updated
+                    && condition(status, "Available"),
+                format!("{available}/{replicas} available, {updated} updated, {total} in total"),
             )
         }
         "StatefulSet" => {
@@ -63,7 +76,7 @@ pub fn readiness(kind: &str, object: &Value) -> Readiness {
         }
         "Job" => {
             if condition(status, "Failed") {
-                return Readiness::NotReady("failed".into());
+                return Readiness::Failed("failed".into());
             }
             ready(condition(status, "Complete"), "not complete".into())
         }
@@ -72,6 +85,17 @@ pub fn readiness(kind: &str, object: &Value) -> Readiness {
         }
         _ => Readiness::Ready,
     }
+}
+
+/// The reason of a condition of this type, whatever its status.
+fn condition_reason<'a>(status: &'a Value, kind: &str) -> Option<&'a str> {
+    status
+        .get("conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))?
+        .get("reason")?
+        .as_str()
 }
 
 fn condition(status: &Value, kind: &str) -> bool {
@@ -108,7 +132,26 @@ mod tests {
         d["status"]["availableReplicas"] = json!(1);
         assert_eq!(
             readiness("Deployment", &d),
-            Readiness::NotReady("1/2 available, 2 updated".into())
+            Readiness::NotReady("1/2 available, 2 updated, 2 in total".into())
+        );
+    }
+
+    #[test]
+    fn a_rolling_update_is_not_ready_while_old_replicas_remain() {
+        let rolling = json!({
+            "metadata": {"generation": 2}, "spec": {"replicas": 1},
+            "status": {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1,
+                       "conditions": [{"type": "Available", "status": "True"}]}
+        });
+        assert!(matches!(
+            readiness("Deployment", &rolling),
+            Readiness::NotReady(_)
+        ));
+        let stuck = json!({"status": {"conditions": [
+            {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}});
+        assert_eq!(
+            readiness("Deployment", &stuck),
+            Readiness::Failed("progress deadline exceeded".into())
         );
     }
 
@@ -119,7 +162,7 @@ mod tests {
         let failed = json!({"status": {"conditions": [{"type": "Failed", "status": "True"}]}});
         assert_eq!(
             readiness("Job", &failed),
-            Readiness::NotReady("failed".into())
+            Readiness::Failed("failed".into())
         );
         let crd = json!({"status": {"conditions": [{"type": "Established", "status": "False"}]}});
         assert_eq!(
