@@ -26,6 +26,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => cli::serve(args).await?,
         Command::CheckConfig(args) => cli::check_config(args)?,
         Command::Status(args) => cli::status(args).await?,
+        Command::Refresh(args) => cli::refresh(args).await?,
+        Command::Build(args) => cli::build(args).await?,
     }
     Ok(())
 }

@@ -4,6 +4,9 @@
 //! These run the script without Docker (`FAKE_KIND_NO_DOCKER=1`), except the Docker-backed test,
 //! which is skipped loudly when `docker info` fails, unless `INFRAD_REQUIRE_DOCKER=1` is set, when
 //! it fails instead.
+#[path = "common/docker.rs"]
+mod docker;
+use docker::docker_available;
 
 use std::{
     fs,
@@ -554,27 +557,6 @@ fn docker_down_fails_create() {
          failed with error: exit status 1",
     );
     assert_eq!(kind.clusters(), Vec::<String>::new());
-}
-
-/// Whether Docker answers; if not, says so loudly (or fails under `INFRAD_REQUIRE_DOCKER=1`).
-fn docker_available(test: &str) -> bool {
-    let up = Command::new("docker")
-        .arg("info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !up {
-        let required = std::env::var("INFRAD_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "{test}: `docker info` fails but INFRAD_REQUIRE_DOCKER=1 requires Docker"
-        );
-        eprintln!(
-            "SKIPPED {test}: `docker info` fails (start Docker, e.g. scripts/start-dockerd.sh, to run it)"
-        );
-    }
-    up
 }
 
 #[test]

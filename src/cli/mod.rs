@@ -1,4 +1,5 @@
 //! The command line: `infrad serve | check-config | status`.
+mod build;
 mod serve;
 mod status;
 
@@ -6,8 +7,9 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
-pub use serve::{check_config, serve};
-pub use status::status;
+pub use build::build;
+pub use serve::{check_config, default_state_dir, serve};
+pub use status::{refresh, status};
 
 /// Keeps warm kind clusters and leases them to end-to-end test runs over gRPC.
 #[derive(Debug, Parser)]
@@ -28,6 +30,10 @@ pub enum Command {
     CheckConfig(ConfigArgs),
     /// Show pools, clusters, leases and build timings of a running daemon.
     Status(StatusArgs),
+    /// Rebuild a profile's images in a running daemon; clusters of older images are replaced.
+    Refresh(RefreshArgs),
+    /// Run the pipeline once in the foreground (no daemon) and leave the cluster standing.
+    Build(BuildArgs),
 }
 
 #[derive(Debug, Args)]
@@ -46,6 +52,31 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     /// Where the database and kubeconfigs live
     /// [default: /var/lib/infrad as root, else $XDG_STATE_HOME/infrad].
+    #[arg(long, env = "INFRAD_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// Address of the daemon.
+    #[arg(long, env = "INFRAD_ADDR", default_value = infrad_client::DEFAULT_ADDR)]
+    pub addr: String,
+    /// Only this profile (default: all).
+    #[arg(long)]
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The profile to build.
+    #[arg(long)]
+    pub profile: String,
+    /// Delete the cluster at the end instead of leaving it.
+    #[arg(long)]
+    pub rm: bool,
+    /// Where the kubeconfig goes (in `clusters/`); as for `serve`.
     #[arg(long, env = "INFRAD_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 }

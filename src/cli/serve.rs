@@ -50,7 +50,7 @@ fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
 }
 
 /// `/var/lib/infrad` as root, else `$XDG_STATE_HOME/infrad` (`~/.local/state/infrad`).
-fn default_state_dir() -> PathBuf {
+pub fn default_state_dir() -> PathBuf {
     if nix::unistd::geteuid().is_root() {
         return PathBuf::from("/var/lib/infrad");
     }

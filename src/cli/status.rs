@@ -7,7 +7,14 @@ use std::{
 use infrad_client::{Client, proto};
 use serde_json::{Value, json};
 
-use super::StatusArgs;
+use super::{RefreshArgs, StatusArgs};
+
+pub async fn refresh(args: RefreshArgs) -> Result<(), infrad_client::Error> {
+    let mut client = Client::connect(&args.addr).await?;
+    let profiles = client.refresh(args.profile.as_deref()).await?;
+    println!("rebuilding the images of: {}", profiles.join(", "));
+    Ok(())
+}
 
 pub async fn status(args: StatusArgs) -> Result<(), infrad_client::Error> {
     let mut client = Client::connect(&args.addr).await?;

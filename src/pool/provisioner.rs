@@ -60,3 +60,38 @@ pub trait Provisioner: Send + Sync + 'static {
     /// Names of the clusters that exist now, made by infrad or not.
     fn list(&self) -> impl Future<Output = ProvisionResult<Vec<String>>> + Send;
 }
+
+/// A shared provisioner provisions too (a test keeps a handle while the daemon runs it).
+impl<P: Provisioner> Provisioner for Arc<P> {
+    fn preflight(&self) -> impl Future<Output = ProvisionResult<()>> + Send {
+        P::preflight(self)
+    }
+
+    fn refresh(&self, profile: &Arc<Profile>) -> impl Future<Output = ProvisionResult<()>> + Send {
+        P::refresh(self, profile)
+    }
+
+    fn current_images(&self, profile: &str) -> Option<String> {
+        P::current_images(self, profile)
+    }
+
+    fn build(
+        &self,
+        cluster: &ClusterSpec,
+        recorder: &Recorder,
+    ) -> impl Future<Output = ProvisionResult<Built>> + Send {
+        P::build(self, cluster, recorder)
+    }
+
+    fn reset(&self, cluster: &ClusterSpec) -> impl Future<Output = ProvisionResult<()>> + Send {
+        P::reset(self, cluster)
+    }
+
+    fn destroy(&self, name: &str) -> impl Future<Output = ProvisionResult<()>> + Send {
+        P::destroy(self, name)
+    }
+
+    fn list(&self) -> impl Future<Output = ProvisionResult<Vec<String>>> + Send {
+        P::list(self)
+    }
+}

@@ -48,6 +48,16 @@ impl Store {
         Self::migrated(pool).await
     }
 
+    /// A private database in memory, for a one-shot build's step records.
+    pub async fn in_memory() -> Result<Self> {
+        // One connection: each connection to ":memory:" is a database of its own.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(SqliteConnectOptions::from_str("sqlite::memory:")?)
+            .await?;
+        Self::migrated(pool).await
+    }
+
     /// Wraps an open pool, running the migrations.
     pub async fn migrated(pool: SqlitePool) -> Result<Self> {
         sqlx::migrate!("./migrations").run(&pool).await?;

@@ -75,6 +75,17 @@ impl Store {
         .await?)
     }
 
+    /// The steps of one run, as far as it got.
+    pub async fn build_steps_of_run(&self, run_id: i64) -> Result<Vec<StepRow>> {
+        Ok(sqlx::query_as(
+            "SELECT run_id, phase, step, started_at, ended_at, outcome FROM run_steps
+             WHERE run_id = ? ORDER BY started_at, id",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// The steps of the profile's newest `runs` successful runs, newest run first.
     pub async fn recent_steps(&self, profile: &str, runs: u32) -> Result<Vec<StepRow>> {
         Ok(sqlx::query_as(

@@ -2,11 +2,14 @@
 //! outlive a daemon process), and a daemon served on 127.0.0.1:0.
 #![allow(dead_code, unused_imports)] // Each test crate uses its own part of this module.
 
+pub mod docker;
+pub mod fake_apiserver;
 mod provisioner;
+pub mod world;
 
 use std::{future::Future, net::SocketAddr, path::Path, time::Duration};
 
-use infrad::{config::Config, store::Store};
+use infrad::{config::Config, pool::Provisioner, store::Store};
 use infrad_client::Client;
 use tempfile::TempDir;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -20,10 +23,10 @@ pub fn config(pool: &str) -> String {
     )
 }
 
-pub struct TestDaemon {
+pub struct TestDaemon<P = TestProvisioner> {
     pub addr: SocketAddr,
     pub state: TempDir,
-    pub provisioner: TestProvisioner,
+    pub provisioner: P,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<infrad::Result<()>>,
 }
@@ -38,12 +41,19 @@ impl TestDaemon {
     /// Starts a daemon on an existing state directory and provisioner (a restart).
     pub async fn start_with(config: &str, provisioner: TestProvisioner, state: TempDir) -> Self {
         let config = Config::parse(Path::new("test.toml"), config).expect("test config is valid");
+        Self::serve(config, provisioner, state).await
+    }
+}
+
+impl<P: Provisioner + Clone> TestDaemon<P> {
+    /// Serves `config` with any provisioner; the daemon's state lives in `state/state`.
+    pub async fn serve(config: Config, provisioner: P, state: TempDir) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn({
             let provisioner = provisioner.clone();
-            let state_dir = state.path().join("state");
+            let state_dir = state_dir(&state);
             async move {
                 infrad::daemon::serve(config, &state_dir, listener, provisioner, async {
                     let _ = stopped.await;
@@ -66,15 +76,20 @@ impl TestDaemon {
 
     /// A second handle on the daemon's database, to check what it stored.
     pub async fn store(&self) -> Store {
-        Store::open(&self.state.path().join("state")).await.unwrap()
+        Store::open(&state_dir(&self.state)).await.unwrap()
     }
 
     /// Stops the daemon as SIGTERM would and hands back its state for a restart.
-    pub async fn stop(mut self) -> (TempDir, TestProvisioner) {
+    pub async fn stop(mut self) -> (TempDir, P) {
         let _ = self.stop.take().unwrap().send(());
         self.task.await.unwrap().expect("daemon stops cleanly");
         (self.state, self.provisioner)
     }
+}
+
+/// Where a test daemon keeps its database and per-cluster files.
+pub fn state_dir(state: &TempDir) -> std::path::PathBuf {
+    state.path().join("state")
 }
 
 /// Polls `check` until it holds; panics naming `what` after 20 s (a liveness bound only).

@@ -1,0 +1,171 @@
+//! `infrad build`: the pipeline once, in the foreground, printing each step as it starts and
+//! ends and then a table of phases. The cluster is left standing (`--rm` deletes it).
+use std::{fmt::Write, time::Instant};
+
+use tokio::sync::mpsc;
+
+use super::{BuildArgs, default_state_dir};
+use crate::{
+    Error, Result,
+    config::Config,
+    daemon,
+    pipeline::Pipeline,
+    pool::{ClusterSpec, Provisioner, Recorder, StepEvent},
+    store::{RunFailure, StepRow, Store},
+    time,
+    timings::{phases_of_run, run_total},
+};
+
+/// One-shot clusters are named `build-<profile>-<id>`: not `infrad-`, so that a daemon on the
+/// same host never takes them for its own orphans.
+const NAME_PREFIX: &str = "build-";
+
+pub async fn build(args: BuildArgs) -> Result<()> {
+    let config = Config::load(&args.config.config)?;
+    let profile = config.profile(&args.profile).cloned().ok_or_else(|| {
+        let known: Vec<&str> = config.profiles.keys().map(String::as_str).collect();
+        Error::InvalidArgument(format!(
+            "no profile {:?} in {}; it has: {}",
+            args.profile,
+            args.config.config.display(),
+            known.join(", ")
+        ))
+    })?;
+    let state_dir = args.state_dir.unwrap_or_else(default_state_dir);
+    daemon::prepare_state_dir(&state_dir)?;
+    let pipeline = Pipeline::new(&config.tools, &state_dir)?;
+    pipeline.preflight().await.map_err(failed)?;
+
+    let short_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let cluster = ClusterSpec {
+        id: short_id.to_string(),
+        name: format!("{NAME_PREFIX}{}-{short_id}", profile.name),
+        profile,
+    };
+    let store = Store::in_memory().await?;
+    let run_id = store
+        .insert_building(
+            &cluster.id,
+            &cluster.name,
+            &cluster.profile.name,
+            "local",
+            time::now(),
+        )
+        .await?;
+    let (events, mut printed) = mpsc::unbounded_channel();
+    let recorder = Recorder::new(store.clone(), run_id).observed(events);
+    let started = Instant::now();
+    println!(
+        "building cluster {} (profile {})",
+        cluster.name, cluster.profile.name
+    );
+    let printer = tokio::spawn(async move {
+        while let Some(event) = printed.recv().await {
+            println!("{}", step_line(&event, started));
+        }
+    });
+    let outcome = tokio::select! {
+        outcome = pipeline.build(&cluster, &recorder) => Some(outcome),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    drop(recorder);
+    let _ = printer.await;
+    let steps = store.build_steps_of_run(run_id).await?;
+    match outcome {
+        Some(Ok(_)) => {
+            print!("{}", phase_table(&steps));
+            if args.rm {
+                pipeline.destroy(&cluster.name).await.map_err(failed)?;
+                println!("deleted cluster {}", cluster.name);
+            } else {
+                println!("cluster {} is ready", cluster.name);
+                println!(
+                    "kubeconfig: {}",
+                    pipeline.kubeconfig_path(&cluster.name).display()
+                );
+            }
+            Ok(())
+        }
+        Some(Err(failure)) => {
+            print!("{}", phase_table(&steps));
+            let _ = pipeline.destroy(&cluster.name).await;
+            println!("deleted the half-built cluster {}", cluster.name);
+            Err(failed(failure))
+        }
+        None => {
+            let _ = pipeline.destroy(&cluster.name).await;
+            Err(Error::InvalidArgument(format!(
+                "interrupted; deleted the half-built cluster {}",
+                cluster.name
+            )))
+        }
+    }
+}
+
+fn failed(failure: RunFailure) -> Error {
+    let code = failure
+        .exit_code
+        .map(|c| format!(" (exit code {c})"))
+        .unwrap_or_default();
+    Error::InvalidArgument(format!(
+        "phase {} step {} failed{code}: {}",
+        failure.phase, failure.step, failure.error
+    ))
+}
+
+fn seconds(d: std::time::Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+fn step_line(event: &StepEvent, started: Instant) -> String {
+    let at = seconds(started.elapsed());
+    match event {
+        StepEvent::Started { phase, step, .. } => format!("{at:>8}  start  {phase} / {step}"),
+        StepEvent::Ended {
+            phase,
+            step,
+            took,
+            error: None,
+            ..
+        } => {
+            format!("{at:>8}  done   {phase} / {step} ({})", seconds(*took))
+        }
+        StepEvent::Ended {
+            phase,
+            step,
+            took,
+            error: Some(e),
+            ..
+        } => {
+            let first = e.lines().next().unwrap_or_default();
+            format!(
+                "{at:>8}  FAILED {phase} / {step} ({}): {first}",
+                seconds(*took)
+            )
+        }
+    }
+}
+
+/// The phases of the run, like DESIGN.md's table: wall time and the steps inside.
+fn phase_table(steps: &[StepRow]) -> String {
+    let mut out = format!(
+        "\n{:<10} {:>8}  steps (in parallel inside a phase)\n",
+        "phase", "took"
+    );
+    for phase in phases_of_run(steps) {
+        let inner: Vec<String> = phase
+            .steps
+            .iter()
+            .map(|(step, took)| format!("{step} {}", seconds(*took)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<10} {:>8}  {}",
+            phase.phase,
+            seconds(phase.duration),
+            inner.join(", ")
+        );
+    }
+    let _ = writeln!(out, "{:<10} {:>8}", "total", seconds(run_total(steps)));
+    out
+}
