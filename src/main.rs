@@ -7,7 +7,7 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> ExitCode {
     match run(Cli::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             // The message is for people: no backtrace, whatever RUST_BACKTRACE says.
             eprintln!("infrad: {e:#}");
@@ -16,7 +16,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&cli.log)?)
         .with_writer(std::io::stderr)
@@ -28,6 +28,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => cli::status(args).await?,
         Command::Refresh(args) => cli::refresh(args).await?,
         Command::Build(args) => cli::build(args).await?,
+        Command::Acquire(args) => cli::acquire(args).await?,
+        Command::Renew(args) => cli::renew(args).await?,
+        Command::Release(args) => cli::release(args).await?,
+        Command::Run(args) => return Ok(cli::run(args).await?),
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

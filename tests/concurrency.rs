@@ -29,7 +29,7 @@ async fn sixty_four_acquirers_share_a_pool_of_eight_in_fifo_order() {
         let mut gate = gate.clone();
         calls.push(tokio::spawn(async move {
             let lease = caller
-                .acquire(
+                .acquire_lease(
                     Acquire::new("demo")
                         .holder(format!("acquirer-{i:02}"))
                         .wait(Duration::from_secs(120)),

@@ -23,7 +23,7 @@ async fn acquire_grants_a_ready_cluster_with_its_build_timings() {
     ready(&client, 1).await;
 
     let before = SystemTime::now();
-    let lease = client.acquire(acquire("job-42")).await.unwrap();
+    let lease = client.acquire_lease(acquire("job-42")).await.unwrap();
     assert_eq!(lease.token.len(), 64, "a 256-bit token");
     assert!(
         lease.cluster.starts_with("infrad-demo-"),
@@ -59,7 +59,7 @@ async fn status_shows_leases_without_tokens() {
     let daemon = TestDaemon::start(&config("warm = 2\nmax = 2")).await;
     let mut client = daemon.client().await;
     ready(&client, 2).await;
-    let lease = client.acquire(acquire("job-1")).await.unwrap();
+    let lease = client.acquire_lease(acquire("job-1")).await.unwrap();
 
     let status = client.status(None).await.unwrap();
     assert!(
@@ -92,7 +92,7 @@ async fn renew_moves_expiry_within_the_profile_maximum() {
     let daemon = TestDaemon::start(&config("lease_ttl = \"1m\"\nmax_lease_ttl = \"1h\"")).await;
     let mut client = daemon.client().await;
     ready(&client, 1).await;
-    let lease = client.acquire(acquire("job")).await.unwrap();
+    let lease = client.acquire_lease(acquire("job")).await.unwrap();
 
     let renewed = client
         .renew(
@@ -121,7 +121,7 @@ async fn renew_moves_expiry_within_the_profile_maximum() {
         .unwrap_err();
     assert_eq!(zero.code(), Some(Code::InvalidArgument));
     let over = client
-        .acquire(acquire("other").ttl(Duration::from_secs(3601)))
+        .acquire_lease(acquire("other").ttl(Duration::from_secs(3601)))
         .await
         .unwrap_err();
     assert_eq!(over.code(), Some(Code::InvalidArgument));
@@ -133,7 +133,7 @@ async fn only_the_token_proves_ownership() {
     let daemon = TestDaemon::start(&config("")).await;
     let mut client = daemon.client().await;
     ready(&client, 1).await;
-    let lease = client.acquire(acquire("job")).await.unwrap();
+    let lease = client.acquire_lease(acquire("job")).await.unwrap();
     let wrong = "0".repeat(64);
 
     let renew = client
@@ -164,7 +164,7 @@ async fn release_is_idempotent_and_ends_the_lease() {
     let daemon = TestDaemon::start(&config("warm = 1\nmax = 1")).await;
     let mut client = daemon.client().await;
     ready(&client, 1).await;
-    let lease = client.acquire(acquire("job")).await.unwrap();
+    let lease = client.acquire_lease(acquire("job")).await.unwrap();
 
     client.release(&lease.lease_id, &lease.token).await.unwrap();
     client.release(&lease.lease_id, &lease.token).await.unwrap();
@@ -192,7 +192,7 @@ async fn release_is_idempotent_and_ends_the_lease() {
     })
     .await;
     ready(&client, 1).await;
-    let next = client.acquire(acquire("job")).await.unwrap();
+    let next = client.acquire_lease(acquire("job")).await.unwrap();
     assert_ne!(next.cluster, lease.cluster);
 }
 
@@ -202,7 +202,7 @@ async fn an_expired_lease_is_reclaimed_and_says_so() {
     let mut client = daemon.client().await;
     ready(&client, 1).await;
     let lease = client
-        .acquire(acquire("job").ttl(Duration::from_millis(300)))
+        .acquire_lease(acquire("job").ttl(Duration::from_millis(300)))
         .await
         .unwrap();
 
@@ -247,14 +247,14 @@ async fn no_ready_cluster_answers_resource_exhausted_with_counts() {
     .await;
 
     let now = client
-        .acquire(Acquire::new("demo").holder("job").wait(Duration::ZERO))
+        .acquire_lease(Acquire::new("demo").holder("job").wait(Duration::ZERO))
         .await
         .unwrap_err();
     assert!(matches!(now, Error::TimedOut(_)), "{now:?}");
     assert!(now.to_string().contains("1 building, 0 leased"), "{now}");
 
     let waited = client
-        .acquire(
+        .acquire_lease(
             Acquire::new("demo")
                 .holder("job")
                 .wait(Duration::from_millis(200)),
@@ -277,7 +277,7 @@ async fn a_waiting_caller_gets_the_cluster_when_it_becomes_ready() {
         .provisioner
         .set_build_delay(Duration::from_millis(500));
     let mut client = daemon.client().await;
-    let lease = client.acquire(acquire("patient")).await.unwrap();
+    let lease = client.acquire_lease(acquire("patient")).await.unwrap();
     assert_eq!(lease.holder, "patient");
     assert_eq!(counts(&mut client).await.leased, 1);
 }
@@ -288,11 +288,11 @@ async fn a_retried_request_id_gets_the_same_lease() {
     let mut client = daemon.client().await;
     ready(&client, 2).await;
     let first = client
-        .acquire(acquire("job").request_id("req-1"))
+        .acquire_lease(acquire("job").request_id("req-1"))
         .await
         .unwrap();
     let retry = client
-        .acquire(acquire("job").request_id("req-1"))
+        .acquire_lease(acquire("job").request_id("req-1"))
         .await
         .unwrap();
     assert_eq!(
@@ -302,7 +302,7 @@ async fn a_retried_request_id_gets_the_same_lease() {
     assert_eq!(counts(&mut client).await.leased, 1);
 
     let other_holder = client
-        .acquire(acquire("other").request_id("req-1"))
+        .acquire_lease(acquire("other").request_id("req-1"))
         .await
         .unwrap();
     assert_ne!(other_holder.lease_id, first.lease_id);
@@ -341,7 +341,7 @@ async fn a_caller_that_gives_up_leaves_no_lease_behind() {
     );
 
     let mut dropped = client.clone();
-    let call = tokio::spawn(async move { dropped.acquire(acquire("dropped")).await });
+    let call = tokio::spawn(async move { dropped.acquire_lease(acquire("dropped")).await });
     eventually("the second caller waits", || {
         let mut client = client.clone();
         async move { counts(&mut client).await.waiting >= 1 }
@@ -357,7 +357,7 @@ async fn a_caller_that_gives_up_leaves_no_lease_behind() {
     );
     let mut client = client.clone();
     assert_eq!(counts(&mut client).await.waiting, 0);
-    let lease = client.acquire(acquire("next")).await.unwrap();
+    let lease = client.acquire_lease(acquire("next")).await.unwrap();
     assert_eq!(lease.holder, "next");
 }
 
@@ -396,7 +396,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
         ),
     ];
     for (request, code, message) in cases {
-        let e = client.acquire(request).await.unwrap_err();
+        let e = client.acquire_lease(request).await.unwrap_err();
         assert_eq!(e.code(), Some(code), "{e}");
         assert!(e.to_string().contains(message), "{e} should say {message}");
     }

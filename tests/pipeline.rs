@@ -101,7 +101,7 @@ async fn the_pipeline_runs_its_phases_in_hybrid_order() {
     world.api.set_ready_delay(Duration::from_millis(400));
     let daemon = world.daemon(&recipe(&world, "warm = 1\nmax = 1")).await;
     let mut client = daemon.client().await;
-    let lease = client.acquire(acquire("job")).await.unwrap();
+    let lease = client.acquire_lease(acquire("job")).await.unwrap();
 
     let store = daemon.store().await;
     let cluster = store
@@ -249,7 +249,7 @@ async fn a_failed_image_build_stops_before_any_cluster() {
         "no cluster is created when a build fails"
     );
     let mut client = daemon.client().await;
-    let e = client.acquire(acquire("job")).await.unwrap_err();
+    let e = client.acquire_lease(acquire("job")).await.unwrap_err();
     assert!(
         e.to_string()
             .contains(&format!("phase build step tool:dev (exit code {code})")),
@@ -304,7 +304,7 @@ async fn a_transient_load_error_is_retried() {
     world.set_kind_env(&[("FAKE_KIND_FAIL", "load-once")]);
     let daemon = world.daemon(&recipe(&world, "warm = 1\nmax = 1")).await;
     let mut client = daemon.client().await;
-    client.acquire(acquire("job")).await.unwrap();
+    client.acquire_lease(acquire("job")).await.unwrap();
     let loads = world
         .kind_calls()
         .into_iter()
@@ -413,7 +413,7 @@ async fn reset_removes_only_the_namespaces_a_test_added() {
         .daemon(&recipe(&world, "warm = 1\nmax = 1\nrecycle = \"reset\""))
         .await;
     let mut client = daemon.client().await;
-    let lease = client.acquire(acquire("job")).await.unwrap();
+    let lease = client.acquire_lease(acquire("job")).await.unwrap();
     let before = world.api.namespaces();
 
     // The test run makes a namespace of its own.
@@ -430,7 +430,7 @@ async fn reset_removes_only_the_namespaces_a_test_added() {
     assert!(world.api.namespaces().contains(&"e2e-run-1".to_string()));
 
     client.release(&lease.lease_id, &lease.token).await.unwrap();
-    let again = client.acquire(acquire("next")).await.unwrap();
+    let again = client.acquire_lease(acquire("next")).await.unwrap();
     assert_eq!(
         again.cluster, lease.cluster,
         "reset hands the same cluster out again"

@@ -23,8 +23,8 @@ async fn fills_to_warm_within_max_and_the_build_limit() {
     let mut client = daemon.client().await;
     ready(&client, 4).await;
     // Leased clusters do not count as warm: leasing two starts two more builds, up to max.
-    let _a = client.acquire(acquire("a")).await.unwrap();
-    let _b = client.acquire(acquire("b")).await.unwrap();
+    let _a = client.acquire_lease(acquire("a")).await.unwrap();
+    let _b = client.acquire_lease(acquire("b")).await.unwrap();
     eventually("the pool refills up to max", || {
         let mut client = client.clone();
         async move {
@@ -64,7 +64,7 @@ async fn waiters_add_demand_beyond_warm() {
     for holder in ["a", "b"] {
         let mut client = client.clone();
         calls.push(tokio::spawn(async move {
-            client.acquire(acquire(holder)).await
+            client.acquire_lease(acquire(holder)).await
         }));
     }
     for call in calls {
@@ -79,9 +79,9 @@ async fn reset_hands_the_same_cluster_out_again() {
     let daemon = TestDaemon::start(&config("warm = 1\nmax = 1\nrecycle = \"reset\"")).await;
     let mut client = daemon.client().await;
     ready(&client, 1).await;
-    let first = client.acquire(acquire("a")).await.unwrap();
+    let first = client.acquire_lease(acquire("a")).await.unwrap();
     client.release(&first.lease_id, &first.token).await.unwrap();
-    let second = client.acquire(acquire("b")).await.unwrap();
+    let second = client.acquire_lease(acquire("b")).await.unwrap();
     assert_eq!(second.cluster, first.cluster);
     let events = daemon.provisioner.events();
     assert!(events.contains(&Event::Reset(first.cluster.clone())));
@@ -94,9 +94,9 @@ async fn a_failed_reset_falls_back_to_recreate() {
     daemon.provisioner.set_fail_resets(true);
     let mut client = daemon.client().await;
     ready(&client, 1).await;
-    let first = client.acquire(acquire("a")).await.unwrap();
+    let first = client.acquire_lease(acquire("a")).await.unwrap();
     client.release(&first.lease_id, &first.token).await.unwrap();
-    let second = client.acquire(acquire("b")).await.unwrap();
+    let second = client.acquire_lease(acquire("b")).await.unwrap();
     assert_ne!(second.cluster, first.cluster);
     let events = daemon.provisioner.events();
     let reset = events
@@ -122,7 +122,7 @@ async fn repeated_failures_degrade_the_profile_until_a_build_succeeds() {
     })
     .await;
 
-    let e = client.acquire(acquire("job")).await.unwrap_err();
+    let e = client.acquire_lease(acquire("job")).await.unwrap_err();
     assert_eq!(e.code(), Some(Code::Unavailable), "{e}");
     let text = e.to_string();
     assert!(text.contains("degraded"), "{text}");
@@ -147,7 +147,7 @@ async fn repeated_failures_degrade_the_profile_until_a_build_succeeds() {
         async move { !client.status(Some("demo")).await.unwrap().profiles[0].degraded }
     })
     .await;
-    let lease = client.acquire(acquire("job")).await.unwrap();
+    let lease = client.acquire_lease(acquire("job")).await.unwrap();
     assert!(lease.cluster.starts_with("infrad-demo-"));
 }
 
@@ -160,7 +160,7 @@ async fn waiters_fail_fast_when_the_profile_degrades() {
         .set_build_delay(Duration::from_millis(100));
     let mut client = daemon.client().await;
     let e = client
-        .acquire(acquire("job").wait(Duration::from_secs(60)))
+        .acquire_lease(acquire("job").wait(Duration::from_secs(60)))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some(Code::Unavailable), "{e}");
@@ -171,12 +171,12 @@ async fn shutdown_keeps_warm_clusters_and_ends_waits() {
     let daemon = TestDaemon::start(&config("warm = 1\nmax = 2")).await;
     let mut client = daemon.client().await;
     ready(&client, 1).await;
-    let _lease = client.acquire(acquire("holder")).await.unwrap();
+    let _lease = client.acquire_lease(acquire("holder")).await.unwrap();
     daemon.provisioner.set_build_delay(Duration::from_secs(60));
     let mut waiting = client.clone();
     let waiter = tokio::spawn(async move {
         waiting
-            .acquire(acquire("waiter").wait(Duration::from_secs(60)))
+            .acquire_lease(acquire("waiter").wait(Duration::from_secs(60)))
             .await
     });
     eventually("a caller waits", || {
@@ -217,8 +217,8 @@ async fn restart_reconciles_the_store_with_the_provisioner() {
     let daemon = TestDaemon::start(&config("warm = 2\nmax = 3")).await;
     let mut client = daemon.client().await;
     ready(&client, 2).await;
-    let kept = client.acquire(acquire("kept")).await.unwrap();
-    let vanishing = client.acquire(acquire("vanishing")).await.unwrap();
+    let kept = client.acquire_lease(acquire("kept")).await.unwrap();
+    let vanishing = client.acquire_lease(acquire("vanishing")).await.unwrap();
     // A third build is cut short by the shutdown.
     daemon.provisioner.set_build_delay(Duration::from_secs(60));
     eventually("a build is running", || {
@@ -376,7 +376,10 @@ async fn stale_clusters_serve_only_when_no_fresh_one_is_ready() {
         },
     )
     .await;
-    let lease = client.acquire(acquire("needs-one-now")).await.unwrap();
+    let lease = client
+        .acquire_lease(acquire("needs-one-now"))
+        .await
+        .unwrap();
     assert_eq!(
         lease.cluster, stale,
         "with no fresh cluster ready, the stale one serves"

@@ -100,7 +100,7 @@ async fn leases_survive_sigkill() {
     let mut client = Client::connect(&first.addr).await.unwrap();
     ready(&client, 2).await;
     let long = client
-        .acquire(
+        .acquire_lease(
             Acquire::new("demo")
                 .holder("long")
                 .ttl(Duration::from_secs(600)),
@@ -108,7 +108,7 @@ async fn leases_survive_sigkill() {
         .await
         .unwrap();
     let short = client
-        .acquire(
+        .acquire_lease(
             Acquire::new("demo")
                 .holder("short")
                 .ttl(Duration::from_secs(2)),

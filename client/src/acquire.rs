@@ -13,9 +13,12 @@ pub struct Acquire {
 }
 
 impl Acquire {
+    /// Acquire on `profile`, held by [`default_holder`](crate::default_holder) unless
+    /// [`holder`](Self::holder) says otherwise.
     pub fn new(profile: impl Into<String>) -> Self {
         Self {
             profile: profile.into(),
+            holder: crate::default_holder(),
             ..Self::default()
         }
     }

@@ -3,16 +3,18 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), infrad_client::Error> {
 //! use std::time::Duration;
-//! let mut client = infrad_client::Client::connect(infrad_client::DEFAULT_ADDR).await?;
+//! let mut client = infrad_client::Client::connect_from_env().await?;
 //! let lease = client
-//!     .acquire(infrad_client::Acquire::new("demo").holder("job-42").ttl(Duration::from_secs(600)))
+//!     .acquire(infrad_client::Acquire::new("demo").ttl(Duration::from_secs(600)))
 //!     .await?;
-//! // ... run the tests against lease.kubeconfig ...
-//! client.release(&lease.lease_id, &lease.token).await?;
+//! // ... run the tests with KUBECONFIG=lease.kubeconfig_path(); it renews meanwhile ...
+//! lease.release().await?;
 //! # Ok(()) }
 //! ```
 mod acquire;
 mod error;
+mod guard;
+mod holder;
 
 use std::time::{Duration, SystemTime};
 
@@ -20,6 +22,8 @@ use tonic::transport::{Channel, Endpoint};
 
 pub use acquire::Acquire;
 pub use error::{Error, Result};
+pub use guard::LeaseGuard;
+pub use holder::default_holder;
 
 /// Generated API types of `infrad.v1`.
 pub mod proto {
@@ -37,6 +41,7 @@ pub const ADDR_ENV: &str = "INFRAD_ADDR";
 #[derive(Clone, Debug)]
 pub struct Client {
     inner: LeaseServiceClient<Channel>,
+    addr: String,
 }
 
 impl Client {
@@ -59,7 +64,13 @@ impl Client {
             .map_err(connect_err)?;
         Ok(Self {
             inner: LeaseServiceClient::new(channel),
+            addr: addr.to_string(),
         })
+    }
+
+    /// The address this client connected to.
+    pub fn addr(&self) -> &str {
+        &self.addr
     }
 
     /// Connects to `$INFRAD_ADDR`, or to [`DEFAULT_ADDR`] when it is unset.
@@ -68,10 +79,41 @@ impl Client {
         Self::connect(&addr).await
     }
 
-    /// Acquires a lease on a ready cluster, waiting as the request says.
-    pub async fn acquire(&mut self, request: Acquire) -> Result<proto::Lease> {
+    /// Acquires a lease on a ready cluster, waiting as the request says, and holds it: the
+    /// guard renews it in the background until released (or dropped).
+    pub async fn acquire(&mut self, request: Acquire) -> Result<LeaseGuard> {
+        let lease = self.acquire_lease(request).await?;
+        LeaseGuard::new(self.clone(), lease)
+    }
+
+    /// Acquires a lease and returns it as it is: nothing renews or releases it.
+    pub async fn acquire_lease(&mut self, request: Acquire) -> Result<proto::Lease> {
         let request = request.into_request();
         Ok(self.inner.acquire(request).await?.into_inner())
+    }
+
+    /// Acquires a lease, calling `on_progress` while waiting (queue position, the build
+    /// expected to serve this caller and its current step). Returns the lease as it is.
+    pub async fn acquire_with_progress(
+        &mut self,
+        request: Acquire,
+        mut on_progress: impl FnMut(&proto::Waiting),
+    ) -> Result<proto::Lease> {
+        let mut stream = self
+            .inner
+            .acquire_with_progress(request.into_request())
+            .await?
+            .into_inner();
+        while let Some(message) = stream.message().await? {
+            match message.event {
+                Some(proto::acquire_progress::Event::Waiting(waiting)) => on_progress(&waiting),
+                Some(proto::acquire_progress::Event::Lease(lease)) => return Ok(lease),
+                None => {}
+            }
+        }
+        Err(Error::Protocol(
+            "the progress stream ended without a lease".into(),
+        ))
     }
 
     /// Extends a lease to now + `ttl` (`None`: the profile's default) and returns the new expiry.

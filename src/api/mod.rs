@@ -1,13 +1,15 @@
 //! The gRPC edge: validates requests, calls the lease domain, maps its answers and errors.
 mod convert;
+mod progress;
 mod status;
 mod validate;
 
 use std::sync::Arc;
 
 use infrad_client::proto;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
-use tracing::instrument;
+use tracing::{Instrument, instrument};
 
 use crate::leases::LeaseApi;
 
@@ -45,6 +47,23 @@ impl<L: LeaseApi> pb::lease_service_server::LeaseService for LeaseService<L> {
             .record("holder", params.holder.as_str());
         let grant = self.leases.acquire(params).await?;
         Ok(Response::new(convert::lease(grant)))
+    }
+
+    type AcquireWithProgressStream = ReceiverStream<Result<proto::AcquireProgress, Status>>;
+
+    #[instrument(skip_all, fields(profile, holder), err(level = "warn"))]
+    async fn acquire_with_progress(
+        &self,
+        request: Request<proto::AcquireRequest>,
+    ) -> Result<Response<Self::AcquireWithProgressStream>, Status> {
+        let params = validate::acquire(request)?;
+        let span = tracing::Span::current();
+        span.record("profile", params.profile.as_str())
+            .record("holder", params.holder.as_str());
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let leases = Arc::clone(&self.leases);
+        tokio::spawn(progress::stream(leases, params, tx).instrument(span));
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     #[instrument(skip_all, fields(lease_id), err(level = "warn"))]

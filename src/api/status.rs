@@ -18,6 +18,7 @@ impl From<Error> for Status {
             | Error::Store(_)
             | Error::Migrate(_)
             | Error::Io(_)
+            | Error::Client(_)
             | Error::Reflection(_)
             | Error::Transport(_) => {
                 error!(error = %e, "internal error");

@@ -1,5 +1,8 @@
 //! The command line: `infrad serve | check-config | status`.
 mod build;
+mod lease;
+mod progress;
+mod run;
 mod serve;
 mod status;
 
@@ -8,6 +11,8 @@ use std::{net::SocketAddr, path::PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 pub use build::build;
+pub use lease::{acquire, release, renew};
+pub use run::run;
 pub use serve::{check_config, default_state_dir, serve};
 pub use status::{refresh, status};
 
@@ -34,6 +39,88 @@ pub enum Command {
     Refresh(RefreshArgs),
     /// Run the pipeline once in the foreground (no daemon) and leave the cluster standing.
     Build(BuildArgs),
+    /// Acquire a lease and print it; nothing renews it (see `renew`, or use `run`).
+    Acquire(AcquireArgs),
+    /// Extend a lease.
+    Renew(RenewArgs),
+    /// End a lease.
+    Release(ReleaseArgs),
+    /// Acquire a lease, run a command with KUBECONFIG set, renew meanwhile, release after;
+    /// exits with the command's exit code.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AddrArgs {
+    /// Address of the daemon.
+    #[arg(long, env = "INFRAD_ADDR", default_value = infrad_client::DEFAULT_ADDR)]
+    pub addr: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LeaseRequestArgs {
+    /// The profile to lease a cluster of.
+    #[arg(long)]
+    pub profile: String,
+    /// Who holds it [default: the CI job's identity, else user@host:pid].
+    #[arg(long)]
+    pub holder: Option<String>,
+    /// Time to live, e.g. 30m [default: the profile's].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub ttl: Option<std::time::Duration>,
+    /// How long to wait for a ready cluster, e.g. 10m; 0s answers at once [default: the profile's].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub wait: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct AcquireArgs {
+    #[command(flatten)]
+    pub addr: AddrArgs,
+    #[command(flatten)]
+    pub request: LeaseRequestArgs,
+    /// Write the kubeconfig here (mode 0600) [default: a new file in the temp directory].
+    #[arg(long)]
+    pub kubeconfig_out: Option<PathBuf>,
+    /// Print JSON: lease_id, token, cluster, kubeconfig_path, expires_at.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    #[command(flatten)]
+    pub addr: AddrArgs,
+    /// The lease id.
+    pub lease_id: String,
+    /// The lease's token.
+    #[arg(long, env = "INFRAD_LEASE_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// New time to live from now [default: the profile's].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub ttl: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    #[command(flatten)]
+    pub addr: AddrArgs,
+    /// The lease id.
+    pub lease_id: String,
+    /// The lease's token.
+    #[arg(long, env = "INFRAD_LEASE_TOKEN", hide_env_values = true)]
+    pub token: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub addr: AddrArgs,
+    #[command(flatten)]
+    pub request: LeaseRequestArgs,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]

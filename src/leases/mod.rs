@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -37,6 +37,24 @@ pub struct AcquireParams {
     pub request_id: Option<String>,
 }
 
+/// Where a waiting caller stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// 1 = next to be served.
+    pub position: u32,
+    pub waiting: u32,
+    pub build: Option<BuildProgress>,
+}
+
+/// The build expected to serve a waiting caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildProgress {
+    pub cluster: String,
+    pub elapsed: Duration,
+    /// The newest running step: phase, step, how long it has run.
+    pub step: Option<(String, String, Duration)>,
+}
+
 /// A granted lease with the timings of the build that made its cluster.
 #[derive(Debug, Clone)]
 pub struct Grant {
@@ -46,7 +64,25 @@ pub struct Grant {
 
 /// What the API needs of the lease domain (implemented by [`Leases`]).
 pub trait LeaseApi: Send + Sync + 'static {
-    fn acquire(&self, params: AcquireParams) -> impl Future<Output = Result<Grant>> + Send;
+    fn acquire(&self, params: AcquireParams) -> impl Future<Output = Result<Grant>> + Send {
+        async move {
+            let (queued, _) = watch::channel(None);
+            self.acquire_watched(params, &queued).await
+        }
+    }
+    /// Acquire, publishing the caller's waiter id on `queued` if it has to wait.
+    fn acquire_watched(
+        &self,
+        params: AcquireParams,
+        queued: &watch::Sender<Option<u64>>,
+    ) -> impl Future<Output = Result<Grant>> + Send;
+    /// Where a waiting caller stands and how the build expected to serve it is going;
+    /// `None` once it no longer waits.
+    fn progress(
+        &self,
+        profile: &str,
+        waiter: u64,
+    ) -> impl Future<Output = Result<Option<Progress>>> + Send;
     /// Returns the new expiry.
     fn renew(
         &self,
@@ -318,7 +354,11 @@ impl Drop for PendingGrant {
 }
 
 impl LeaseApi for Leases {
-    async fn acquire(&self, params: AcquireParams) -> Result<Grant> {
+    async fn acquire_watched(
+        &self,
+        params: AcquireParams,
+        queued: &watch::Sender<Option<u64>>,
+    ) -> Result<Grant> {
         let profile = self.profile(&params.profile)?.clone();
         let wanted = Wanted {
             holder: params.holder,
@@ -359,6 +399,7 @@ impl LeaseApi for Leases {
             queue.push(wanted)
         };
         self.pool_wake.notify_one();
+        queued.send_replace(Some(id));
         let mut pending = PendingGrant {
             rx: Some(rx),
             queue,
@@ -385,6 +426,36 @@ impl LeaseApi for Leases {
             }),
             None => Err(self.no_cluster(&profile, wait).await?),
         }
+    }
+
+    async fn progress(&self, profile: &str, waiter: u64) -> Result<Option<Progress>> {
+        let queue = self.queue(profile)?;
+        let Some(position) = queue.position(waiter) else {
+            return Ok(None);
+        };
+        let now = time::now();
+        // Builds finish in about the order they started: the position-th serves this caller.
+        let build = self
+            .store
+            .building_progress(profile)
+            .await?
+            .into_iter()
+            .nth(position - 1)
+            .map(|row| BuildProgress {
+                elapsed: time::duration_between(row.created_at, now),
+                step: match (row.phase, row.step, row.step_started_at) {
+                    (Some(phase), Some(step), Some(at)) => {
+                        Some((phase, step, time::duration_between(at, now)))
+                    }
+                    _ => None,
+                },
+                cluster: row.name,
+            });
+        Ok(Some(Progress {
+            position: u32::try_from(position).unwrap_or(u32::MAX),
+            waiting: u32::try_from(queue.len()).unwrap_or(u32::MAX),
+            build,
+        }))
     }
 
     async fn renew(&self, lease_id: &str, token: &str, ttl: Option<Duration>) -> Result<Millis> {

@@ -76,6 +76,14 @@ impl Queue {
         self.waiters().push_front(waiter);
     }
 
+    /// Where a waiter stands: 1 = next to be served.
+    pub fn position(&self, id: u64) -> Option<usize> {
+        self.waiters()
+            .iter()
+            .position(|w| w.id == id)
+            .map(|i| i + 1)
+    }
+
     pub fn remove(&self, id: u64) {
         self.waiters().retain(|w| w.id != id);
     }

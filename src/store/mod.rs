@@ -13,7 +13,7 @@ use sqlx::{
 
 pub use clusters::{ClusterRow, ClusterState, StateCounts};
 pub use leases::{EndReason, LeaseRow, NewLease};
-pub use runs::{FailureRow, RunFailure, StepRow};
+pub use runs::{BuildingRow, FailureRow, RunFailure, StepRow};
 
 use crate::Result;
 

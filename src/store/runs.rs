@@ -21,6 +21,16 @@ pub struct FailureRow {
     pub consecutive: u32,
 }
 
+/// A cluster being built and the newest step running in its pipeline, if any.
+#[derive(Debug, Clone, FromRow)]
+pub struct BuildingRow {
+    pub name: String,
+    pub created_at: Millis,
+    pub phase: Option<String>,
+    pub step: Option<String>,
+    pub step_started_at: Option<Millis>,
+}
+
 /// One step of a pipeline run, with its timing.
 #[derive(Debug, Clone, FromRow)]
 pub struct StepRow {
@@ -71,6 +81,23 @@ impl Store {
              ORDER BY started_at, id",
         )
         .bind(cluster_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The profile's clusters being built, oldest first, each with its newest running step.
+    pub async fn building_progress(&self, profile: &str) -> Result<Vec<BuildingRow>> {
+        Ok(sqlx::query_as(
+            "SELECT c.name, c.created_at, s.phase, s.step, s.started_at AS step_started_at
+             FROM clusters c
+             LEFT JOIN pipeline_runs r ON r.cluster_id = c.id AND r.outcome = 'running'
+             LEFT JOIN run_steps s ON s.id = (
+                 SELECT id FROM run_steps WHERE run_id = r.id AND outcome = 'running'
+                 ORDER BY started_at DESC, id DESC LIMIT 1)
+             WHERE c.profile = ? AND c.state = 'building'
+             ORDER BY c.created_at, c.id",
+        )
+        .bind(profile)
         .fetch_all(&self.pool)
         .await?)
     }

@@ -328,3 +328,37 @@ async fn grant_prefers_clusters_of_the_current_images(pool: SqlitePool) {
         "a stale cluster still serves when no fresh one is ready"
     );
 }
+
+#[sqlx::test(migrations = false)]
+async fn building_progress_shows_each_builds_newest_running_step(pool: SqlitePool) {
+    let store = store(pool).await;
+    let run = store
+        .insert_building("a", "infrad-demo-a", "demo", "h", 10)
+        .await
+        .unwrap();
+    store
+        .insert_building("b", "infrad-demo-b", "demo", "h", 20)
+        .await
+        .unwrap();
+    let done = store.step_started(run, "build", "web", 11).await.unwrap();
+    store.step_ended(done, true, 12).await.unwrap();
+    store
+        .step_started(run, "cluster", "kind create cluster", 13)
+        .await
+        .unwrap();
+    let rows = store.building_progress("demo").await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].name, "infrad-demo-a");
+    assert_eq!(
+        (
+            rows[0].phase.as_deref(),
+            rows[0].step.as_deref(),
+            rows[0].step_started_at
+        ),
+        (Some("cluster"), Some("kind create cluster"), Some(13))
+    );
+    assert_eq!(
+        (rows[1].name.as_str(), rows[1].phase.as_deref()),
+        ("infrad-demo-b", None)
+    );
+}

@@ -1,0 +1,188 @@
+//! A held lease: renewed in the background, its kubeconfig in a private file, released on
+//! `release().await` or, best effort, when dropped.
+use std::{
+    io::Write,
+    path::Path,
+    time::{Duration, SystemTime},
+};
+
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::{Client, Error, Result, proto};
+
+/// Renewal retries after a failed renew that did not say the lease is lost.
+const RETRY: Duration = Duration::from_secs(1);
+/// Shortest renewal period, however short the TTL.
+const MIN_PERIOD: Duration = Duration::from_millis(100);
+
+/// A lease held by this process. Renews about every ttl/3 until released or lost.
+///
+/// Dropping it releases the lease best effort (also outside a Tokio runtime, without
+/// panicking). A guard that is never dropped (kept in a `static`) stops renewing when the
+/// process ends, and the daemon reclaims the lease when its TTL runs out.
+pub struct LeaseGuard {
+    client: Client,
+    lease: proto::Lease,
+    kubeconfig: tempfile::NamedTempFile,
+    lost: watch::Receiver<Option<String>>,
+    renewer: Option<JoinHandle<()>>,
+    released: bool,
+}
+
+impl std::fmt::Debug for LeaseGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token stays out of debug output.
+        f.debug_struct("LeaseGuard")
+            .field("lease_id", &self.lease.lease_id)
+            .field("cluster", &self.lease.cluster)
+            .field("kubeconfig_path", &self.kubeconfig.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LeaseGuard {
+    /// Takes charge of a lease just acquired through `client`: writes its kubeconfig to a
+    /// private (0600) temporary file and starts renewing it.
+    pub fn new(client: Client, lease: proto::Lease) -> Result<Self> {
+        let mut kubeconfig = tempfile::Builder::new()
+            .prefix(&format!("infrad-{}-", lease.cluster))
+            .suffix(".kubeconfig")
+            .tempfile()
+            .map_err(|e| Error::Protocol(format!("cannot write the kubeconfig file: {e}")))?;
+        kubeconfig
+            .write_all(lease.kubeconfig.as_bytes())
+            .map_err(|e| Error::Protocol(format!("cannot write the kubeconfig file: {e}")))?;
+        let (lost_tx, lost) = watch::channel(None);
+        let renewer = tokio::spawn(renew(client.clone(), lease.clone(), lost_tx));
+        Ok(Self {
+            client,
+            lease,
+            kubeconfig,
+            lost,
+            renewer: Some(renewer),
+            released: false,
+        })
+    }
+
+    pub fn lease_id(&self) -> &str {
+        &self.lease.lease_id
+    }
+
+    /// The secret proof of ownership, for handing to a child process.
+    pub fn token(&self) -> &str {
+        &self.lease.token
+    }
+
+    /// The kind cluster's name.
+    pub fn cluster(&self) -> &str {
+        &self.lease.cluster
+    }
+
+    /// The kubeconfig (YAML) of the cluster.
+    pub fn kubeconfig(&self) -> &str {
+        &self.lease.kubeconfig
+    }
+
+    /// A private (0600) file holding the kubeconfig, removed on release.
+    pub fn kubeconfig_path(&self) -> &Path {
+        self.kubeconfig.path()
+    }
+
+    /// The lease as Acquire returned it (build timings included).
+    pub fn lease(&self) -> &proto::Lease {
+        &self.lease
+    }
+
+    /// Why the lease was lost, if it was: expired, reclaimed, or its cluster vanished.
+    pub fn lost(&self) -> Option<String> {
+        self.lost.borrow().clone()
+    }
+
+    /// Resolves when the lease is lost, with the reason.
+    pub async fn wait_lost(&mut self) -> String {
+        match self.lost.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            Err(_) => "the renewal task stopped".to_string(),
+        }
+    }
+
+    /// Releases the lease and removes the kubeconfig file.
+    pub async fn release(mut self) -> Result<()> {
+        if let Some(renewer) = self.renewer.take() {
+            renewer.abort();
+        }
+        self.released = true;
+        let (id, token) = (self.lease.lease_id.clone(), self.lease.token.clone());
+        self.client.release(&id, &token).await
+    }
+}
+
+async fn renew(mut client: Client, lease: proto::Lease, lost: watch::Sender<Option<String>>) {
+    let time = |t: Option<prost_types::Timestamp>| t.and_then(|t| SystemTime::try_from(t).ok());
+    let acquired = time(lease.acquired_at).unwrap_or_else(SystemTime::now);
+    let mut expires = time(lease.expires_at).unwrap_or_else(SystemTime::now);
+    let ttl = expires.duration_since(acquired).unwrap_or_default();
+    let period = (ttl / 3).max(MIN_PERIOD);
+    let mut wait = period;
+    loop {
+        tokio::time::sleep(wait).await;
+        match client.renew(&lease.lease_id, &lease.token, Some(ttl)).await {
+            Ok(new_expiry) => {
+                expires = new_expiry;
+                wait = period;
+            }
+            Err(Error::LeaseLost(reason)) | Err(Error::NotFound(reason)) => {
+                lost.send_replace(Some(reason));
+                return;
+            }
+            Err(e) if SystemTime::now() >= expires => {
+                lost.send_replace(Some(format!(
+                    "lease lost: not renewed before it expired: {e}"
+                )));
+                return;
+            }
+            Err(_) => wait = RETRY.min(period),
+        }
+    }
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        if let Some(renewer) = self.renewer.take() {
+            renewer.abort();
+        }
+        if self.released {
+            return;
+        }
+        let (id, token) = (self.lease.lease_id.clone(), self.lease.token.clone());
+        let mut client = self.client.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let _ = client.release(&id, &token).await;
+                });
+            }
+            Err(_) => {
+                // No runtime here: release from a short-lived one on another thread, on a
+                // connection of its own (the old one belonged to a runtime that may be gone).
+                let addr = self.client.addr().to_string();
+                let releasing = std::thread::spawn(move || {
+                    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    else {
+                        return;
+                    };
+                    runtime.block_on(async {
+                        let release = async {
+                            let mut client = Client::connect(&addr).await?;
+                            client.release(&id, &token).await
+                        };
+                        let _ = tokio::time::timeout(Duration::from_secs(5), release).await;
+                    });
+                });
+                let _ = releasing.join();
+            }
+        }
+    }
+}

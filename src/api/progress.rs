@@ -1,0 +1,68 @@
+//! AcquireWithProgress: Acquire, telling a waiting caller every half second where it stands.
+use std::{sync::Arc, time::Duration};
+
+use infrad_client::proto::{self, acquire_progress::Event};
+use tokio::sync::{mpsc, watch};
+use tonic::Status;
+
+use super::convert;
+use crate::{
+    leases::{AcquireParams, LeaseApi, Progress},
+    time,
+};
+
+const EVERY: Duration = Duration::from_millis(500);
+
+pub(super) type Sender = mpsc::Sender<Result<proto::AcquireProgress, Status>>;
+
+/// Runs one Acquire and streams its progress into `tx`; the lease (or error) comes last.
+/// A caller that hangs up drops the Acquire, which leaves no lease behind.
+pub(super) async fn stream<L: LeaseApi>(leases: Arc<L>, params: AcquireParams, tx: Sender) {
+    let profile = params.profile.clone();
+    let (queued, waiter) = watch::channel(None);
+    let acquire = leases.acquire_watched(params, &queued);
+    tokio::pin!(acquire);
+    let mut ticks = tokio::time::interval(EVERY);
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut acquire => break outcome,
+            () = tx.closed() => return,
+            _ = ticks.tick() => {
+                let Some(id) = *waiter.borrow() else { continue };
+                if let Ok(Some(progress)) = leases.progress(&profile, id).await
+                    && tx.send(Ok(message(Event::Waiting(waiting(progress))))).await.is_err()
+                {
+                    return;
+                }
+            }
+        }
+    };
+    let last = outcome
+        .map(|grant| message(Event::Lease(convert::lease(grant))))
+        .map_err(Status::from);
+    let _ = tx.send(last).await;
+}
+
+fn message(event: Event) -> proto::AcquireProgress {
+    proto::AcquireProgress {
+        at: Some(convert::timestamp(time::now())),
+        event: Some(event),
+    }
+}
+
+fn waiting(progress: Progress) -> proto::Waiting {
+    proto::Waiting {
+        position: progress.position,
+        waiting: progress.waiting,
+        build: progress.build.map(|build| {
+            let (phase, step, step_elapsed) = build.step.unwrap_or_default();
+            proto::BuildProgress {
+                cluster: build.cluster,
+                elapsed: Some(convert::duration(build.elapsed)),
+                phase,
+                step,
+                step_elapsed: Some(convert::duration(step_elapsed)),
+            }
+        }),
+    }
+}

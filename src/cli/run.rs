@@ -1,0 +1,79 @@
+//! `infrad run -- CMD ARGS…`: a cluster for the length of one command.
+use std::process::ExitCode;
+
+use infrad_client::{Client, LeaseGuard};
+use nix::{sys::signal::Signal, unistd::Pid};
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::{RunArgs, lease::acquire_showing_progress};
+use crate::Result;
+
+/// Acquires, runs the command with `KUBECONFIG`, `INFRAD_LEASE_ID` and `INFRAD_CLUSTER` set,
+/// renews meanwhile, forwards SIGINT/SIGTERM to it, releases after; exits as it did.
+pub async fn run(args: RunArgs) -> Result<ExitCode> {
+    let mut client = Client::connect(&args.addr.addr).await?;
+    let lease = acquire_showing_progress(&mut client, &args.request).await?;
+    let mut guard = LeaseGuard::new(client, lease)?;
+    eprintln!(
+        "infrad: leased cluster {} (lease {})",
+        guard.cluster(),
+        guard.lease_id()
+    );
+
+    let (program, rest) = args.command.split_first().expect("clap requires a command");
+    let spawned = tokio::process::Command::new(program)
+        .args(rest)
+        .env("KUBECONFIG", guard.kubeconfig_path())
+        .env("INFRAD_LEASE_ID", guard.lease_id())
+        .env("INFRAD_CLUSTER", guard.cluster())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            guard.release().await?;
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("cannot run {}: {e}", program.to_string_lossy()),
+            )
+            .into());
+        }
+    };
+    let pid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw);
+    let forward = |signal: Signal| {
+        if let Some(pid) = pid {
+            let _ = nix::sys::signal::kill(pid, signal);
+        }
+    };
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut lost = false;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status?,
+            _ = term.recv() => forward(Signal::SIGTERM),
+            _ = int.recv() => forward(Signal::SIGINT),
+            reason = guard.wait_lost(), if !lost => {
+                lost = true;
+                eprintln!("infrad: {reason}; stopping the command");
+                forward(Signal::SIGTERM);
+            }
+        }
+    };
+    if let Err(e) = guard.release().await {
+        eprintln!("infrad: releasing the lease: {e}");
+    }
+    Ok(exit_code(status))
+}
+
+/// The command's exit code; 128 + the signal's number if a signal ended it, as shells do.
+fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    use std::os::unix::process::ExitStatusExt;
+    let code = status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1);
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}

@@ -1,0 +1,195 @@
+//! `infrad acquire | renew | release | run` (the built binary) against a daemon served here.
+mod common;
+
+use std::{
+    os::unix::fs::PermissionsExt,
+    process::{Output, Stdio},
+    time::Duration,
+};
+
+use common::{TestDaemon, config, eventually, ready};
+use tokio::process::Command;
+
+fn infrad(daemon: &TestDaemon, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_infrad"));
+    command
+        .args(args)
+        .env("INFRAD_ADDR", daemon.addr.to_string())
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+async fn output(mut command: Command) -> Output {
+    tokio::time::timeout(Duration::from_secs(30), command.output())
+        .await
+        .expect("the command finishes")
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+async fn started() -> TestDaemon {
+    let daemon = TestDaemon::start(&config("warm = 1\nmax = 1")).await;
+    ready(&daemon.client().await, 1).await;
+    daemon
+}
+
+async fn live_leases(daemon: &TestDaemon) -> usize {
+    let mut client = daemon.client().await;
+    client.status(Some("demo")).await.unwrap().profiles[0]
+        .leases
+        .len()
+}
+
+#[tokio::test]
+async fn acquire_renew_release_by_hand() {
+    let daemon = started().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kc.yaml");
+    let out = output(infrad(
+        &daemon,
+        &[
+            "acquire",
+            "--profile",
+            "demo",
+            "--holder",
+            "by-hand",
+            "--ttl",
+            "5m",
+            "--json",
+            "--kubeconfig-out",
+            kubeconfig.to_str().unwrap(),
+        ],
+    ))
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lease: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (id, token) = (
+        lease["lease_id"].as_str().unwrap(),
+        lease["token"].as_str().unwrap(),
+    );
+    assert_eq!(lease["kubeconfig_path"], kubeconfig.to_str().unwrap());
+    assert!(
+        std::fs::read_to_string(&kubeconfig)
+            .unwrap()
+            .contains(lease["cluster"].as_str().unwrap())
+    );
+    assert_eq!(
+        std::fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let out = output(infrad(
+        &daemon,
+        &["renew", id, "--token", token, "--ttl", "10m"],
+    ))
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("expires_at: "));
+    let wrong = output(infrad(&daemon, &["release", id, "--token", "nope"])).await;
+    assert!(!wrong.status.success());
+    assert!(
+        text(&wrong.stderr).contains("PermissionDenied"),
+        "{}",
+        text(&wrong.stderr)
+    );
+    let out = output(infrad(&daemon, &["release", id, "--token", token])).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(live_leases(&daemon).await, 0);
+}
+
+#[tokio::test]
+async fn run_passes_the_cluster_in_and_the_exit_code_out() {
+    let daemon = started().await;
+    let script = r#"test -f "$KUBECONFIG" && grep -q "$INFRAD_CLUSTER" "$KUBECONFIG" && test -n "$INFRAD_LEASE_ID" && echo "ran on $INFRAD_CLUSTER""#;
+    let out = output(infrad(
+        &daemon,
+        &["run", "--profile", "demo", "--", "sh", "-c", script],
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("ran on infrad-demo-"),
+        "{}",
+        text(&out.stdout)
+    );
+    eventually("the lease is released after the command", || async {
+        live_leases(&daemon).await == 0
+    })
+    .await;
+
+    ready(&daemon.client().await, 1).await;
+    let out = output(infrad(
+        &daemon,
+        &["run", "--profile", "demo", "--", "sh", "-c", "exit 3"],
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(3));
+    eventually("released after a failing command too", || async {
+        live_leases(&daemon).await == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn run_forwards_sigterm_and_releases() {
+    let daemon = started().await;
+    let mut command = infrad(
+        &daemon,
+        &[
+            "run",
+            "--profile",
+            "demo",
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 7' TERM; while :; do sleep 0.1; done",
+        ],
+    );
+    let child = command.spawn().unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    eventually("the command runs on a leased cluster", || async {
+        live_leases(&daemon).await == 1
+    })
+    .await;
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "the command's own exit code: {}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("got TERM"));
+    assert_eq!(live_leases(&daemon).await, 0, "released on SIGTERM");
+}
+
+#[tokio::test]
+async fn acquire_shows_plain_progress_lines_when_not_on_a_terminal() {
+    let daemon = TestDaemon::start(&config("warm = 0\nmax = 1")).await;
+    daemon
+        .provisioner
+        .set_build_delay(Duration::from_millis(1_500));
+    let out = output(infrad(&daemon, &["acquire", "--profile", "demo"])).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("waiting: 1 of 1 in the queue"))
+        .unwrap_or_else(|| panic!("a progress line: {stderr}"));
+    assert!(line.starts_with("20"), "timestamped: {line}");
+    assert!(
+        !stderr.contains('\r'),
+        "no live display when stderr is not a terminal"
+    );
+    assert!(text(&out.stdout).contains("token:"));
+}
