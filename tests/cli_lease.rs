@@ -193,3 +193,48 @@ async fn acquire_shows_plain_progress_lines_when_not_on_a_terminal() {
     );
     assert!(text(&out.stdout).contains("token:"));
 }
+
+#[tokio::test]
+async fn grpcurl_streams_progress_then_the_lease() {
+    let Some(grpcurl) = common::grpcurl::find_grpcurl("grpcurl_streams_progress_then_the_lease")
+    else {
+        return;
+    };
+    let daemon = TestDaemon::start(&config("warm = 0\nmax = 1")).await;
+    daemon
+        .provisioner
+        .set_build_delay(Duration::from_millis(1_500));
+    let mut command = Command::new(grpcurl);
+    command.args([
+        "-plaintext",
+        "-max-time",
+        "30",
+        "-d",
+        r#"{"profile":"demo","holder":"grpcurl","wait":"20s"}"#,
+        &daemon.addr.to_string(),
+        "infrad.v1.LeaseService/AcquireWithProgress",
+    ]);
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let out = output(command).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // grpcurl prints one JSON object per message.
+    let messages: Vec<serde_json::Value> = serde_json::Deserializer::from_slice(&out.stdout)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let (last, waiting) = messages.split_last().expect("messages");
+    assert!(
+        !waiting.is_empty(),
+        "progress before the lease: {messages:?}"
+    );
+    assert!(
+        waiting.iter().all(|m| m["waiting"]["position"] == 1),
+        "{messages:?}"
+    );
+    assert_eq!(last["lease"]["holder"], "grpcurl");
+    assert!(
+        last["lease"]["token"]
+            .as_str()
+            .is_some_and(|t| t.len() == 64)
+    );
+}

@@ -4,6 +4,7 @@
 
 pub mod docker;
 pub mod fake_apiserver;
+pub mod grpcurl;
 mod provisioner;
 pub mod world;
 
