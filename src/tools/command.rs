@@ -58,15 +58,21 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
     let mut command = Command::new(program);
     command
-        .args(args)
+        .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let shown = format!("{command:?}");
+    // For messages only: the command as a person would type it.
+    let shown = std::iter::once(program.as_os_str())
+        .chain(args.iter().map(|a| a.as_os_str()))
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
     let child = command.spawn().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             ToolError::new(format!("{} not found: {install_hint}", program.display()))
@@ -94,23 +100,15 @@ where
     let reason = last_error_line(&tail)
         .map(|line| format!(": {line}"))
         .unwrap_or_default();
+    let how = match output.status.code() {
+        Some(_) => "failed",
+        None => "was killed by a signal",
+    };
     Err(ToolError {
-        message: format!(
-            "{} failed ({}){reason}",
-            shown_program(&shown),
-            output.status.code().map_or_else(
-                || "killed by a signal".to_string(),
-                |c| format!("exit code {c}")
-            )
-        ),
+        message: format!("{shown} {how}{reason}"),
         exit_code: output.status.code(),
         stderr_tail: tail,
     })
-}
-
-/// `"kind" "create" "cluster" …` as printed by Debug, without quotes: for messages only.
-fn shown_program(debug: &str) -> String {
-    debug.replace('"', "")
 }
 
 /// The last `max` bytes of `text`, cut at a character boundary.
@@ -150,8 +148,13 @@ mod tests {
         let e = run(Path::new("sh"), ["-c", script], "").await.unwrap_err();
         assert_eq!(e.exit_code, Some(3));
         assert!(
-            e.message.contains("exit code 3): ERROR: it broke"),
+            e.message.ends_with("failed: ERROR: it broke"),
             "{}",
+            e.message
+        );
+        assert!(
+            e.message.starts_with("sh -c echo noise"),
+            "as typed: {}",
             e.message
         );
         assert!(e.stderr_tail.ends_with("more\n"));

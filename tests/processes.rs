@@ -1,8 +1,12 @@
-//! A real daemon process killed with SIGKILL and restarted on the same state directory:
-//! its leases still renew and release, and their expiry kept counting.
+//! What outlives a process:
+//! - a real daemon process killed with SIGKILL and restarted on the same state directory:
+//!   its leases still renew and release, and their expiry kept counting;
+//! - a lease guard kept in a `static` (never dropped) by a process that exits: the lease
+//!   ends with its TTL on the server.
 //!
 //! This test runs without libtest (`harness = false`) because it re-executes itself as the
-//! daemon process: `restart --daemon STATE_DIR` serves with the test provisioner.
+//! other process: `processes --daemon STATE_DIR` serves with the test provisioner, and
+//! `processes --hold ADDR` holds a lease in a static and exits.
 mod common;
 
 use std::{
@@ -20,18 +24,80 @@ const CONFIG: &str = "[profiles.demo.pool]\nwarm = 2\nmax = 2\nretry_backoff = \
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--daemon") {
-        return daemon(Path::new(&args[2]));
+    match args.get(1).map(String::as_str) {
+        Some("--daemon") => return daemon(Path::new(&args[2])),
+        Some("--hold") => return hold_in_static(&args[2]),
+        _ => {}
     }
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let outcome = std::panic::catch_unwind(|| runtime.block_on(leases_survive_sigkill()));
-    match outcome {
-        Ok(()) => println!("\nrestart: 1 passed, 0 failed"),
-        Err(_) => {
-            println!("\nrestart: 0 passed, 1 failed");
-            std::process::exit(1);
-        }
+    let scenarios: [(&str, fn() -> Scenario); 2] = [
+        ("leases_survive_sigkill", || {
+            Box::pin(leases_survive_sigkill())
+        }),
+        ("a_guard_in_a_static_ends_with_its_ttl", || {
+            Box::pin(a_guard_in_a_static_ends_with_its_ttl())
+        }),
+    ];
+    let mut failed = 0;
+    for (name, scenario) in scenarios {
+        let outcome = std::panic::catch_unwind(|| runtime.block_on(scenario()));
+        println!(
+            "test {name} ... {}",
+            if outcome.is_ok() { "ok" } else { "FAILED" }
+        );
+        failed += usize::from(outcome.is_err());
     }
+    println!(
+        "\nprocesses: {} passed, {failed} failed",
+        scenarios.len() - failed
+    );
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
+
+type Scenario = std::pin::Pin<Box<dyn Future<Output = ()>>>;
+
+/// Held by a process that exits without dropping it.
+static HELD: std::sync::OnceLock<infrad_client::LeaseGuard> = std::sync::OnceLock::new();
+
+/// The child: takes a lease with a 1 s TTL into a static, prints its id and exits at once.
+fn hold_in_static(addr: &str) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut client = Client::connect(addr).await.unwrap();
+        let guard = client
+            .acquire(Acquire::new("demo").ttl(Duration::from_secs(1)))
+            .await
+            .unwrap();
+        println!("lease {}", guard.lease_id());
+        HELD.set(guard).unwrap();
+    });
+    std::process::exit(0);
+}
+
+async fn a_guard_in_a_static_ends_with_its_ttl() {
+    let daemon = common::TestDaemon::start(CONFIG).await;
+    ready(&daemon.client().await, 1).await;
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--hold", &daemon.addr.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lease_id = stdout
+        .trim()
+        .strip_prefix("lease ")
+        .expect("the child prints its lease");
+    let store = daemon.store().await;
+    eventually("the abandoned lease expires", || {
+        let store = store.clone();
+        async move {
+            let lease = store.lease(lease_id).await.unwrap().unwrap();
+            lease.end_reason() == Some(infrad::store::EndReason::Expired)
+        }
+    })
+    .await;
 }
 
 /// The child: serves on 127.0.0.1:0 and prints its address for the parent.
