@@ -30,33 +30,31 @@ fn main() {
         _ => {}
     }
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let scenarios: [(&str, fn() -> Scenario); 2] = [
-        ("leases_survive_sigkill", || {
-            Box::pin(leases_survive_sigkill())
-        }),
-        ("a_guard_in_a_static_ends_with_its_ttl", || {
-            Box::pin(a_guard_in_a_static_ends_with_its_ttl())
-        }),
+    let passed = [
+        scenario(&runtime, "leases_survive_sigkill", leases_survive_sigkill()),
+        scenario(
+            &runtime,
+            "a_guard_in_a_static_ends_with_its_ttl",
+            a_guard_in_a_static_ends_with_its_ttl(),
+        ),
     ];
-    let mut failed = 0;
-    for (name, scenario) in scenarios {
-        let outcome = std::panic::catch_unwind(|| runtime.block_on(scenario()));
-        println!(
-            "test {name} ... {}",
-            if outcome.is_ok() { "ok" } else { "FAILED" }
-        );
-        failed += usize::from(outcome.is_err());
-    }
+    let failed = passed.iter().filter(|ok| !**ok).count();
     println!(
         "\nprocesses: {} passed, {failed} failed",
-        scenarios.len() - failed
+        passed.len() - failed
     );
     if failed > 0 {
         std::process::exit(1);
     }
 }
 
-type Scenario = std::pin::Pin<Box<dyn Future<Output = ()>>>;
+/// Runs one scenario, printing its outcome as libtest would; true if it passed.
+fn scenario(runtime: &tokio::runtime::Runtime, name: &str, test: impl Future<Output = ()>) -> bool {
+    let passed =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(test))).is_ok();
+    println!("test {name} ... {}", if passed { "ok" } else { "FAILED" });
+    passed
+}
 
 /// Held by a process that exits without dropping it.
 static HELD: std::sync::OnceLock<infrad_client::LeaseGuard> = std::sync::OnceLock::new();
