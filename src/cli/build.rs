@@ -4,7 +4,7 @@ use std::{fmt::Write, time::Instant};
 
 use tokio::sync::mpsc;
 
-use super::{BuildArgs, default_state_dir};
+use super::{BuildArgs, default_state_dir, progress::StepView};
 use crate::{
     Error, Result,
     config::Config,
@@ -60,9 +60,18 @@ pub async fn build(args: BuildArgs) -> Result<()> {
         cluster.name, cluster.profile.name
     );
     let printer = tokio::spawn(async move {
-        while let Some(event) = printed.recv().await {
-            println!("{}", step_line(&event, started));
+        let mut view = StepView::for_stderr();
+        let mut redraw = tokio::time::interval(std::time::Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                event = printed.recv() => match event {
+                    Some(event) => view.show(&step_line(&event, started), &event),
+                    None => break,
+                },
+                _ = redraw.tick() => view.redraw(),
+            }
         }
+        view.done();
     });
     let outcome = tokio::select! {
         outcome = pipeline.build(&cluster, &recorder) => Some(outcome),

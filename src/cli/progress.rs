@@ -1,10 +1,70 @@
 //! Showing a wait: a live line when stderr is a terminal, timestamped lines otherwise.
 use std::{
     io::{IsTerminal, Write},
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use infrad_client::proto;
+
+use crate::pool::StepEvent;
+
+/// A build's steps: a line on stdout as each starts and ends and, when stderr is a terminal,
+/// a live line there naming the steps running now and for how long.
+pub struct StepView {
+    live: bool,
+    running: Vec<(String, Instant)>,
+}
+
+impl StepView {
+    pub fn for_stderr() -> Self {
+        Self {
+            live: std::io::stderr().is_terminal(),
+            running: Vec::new(),
+        }
+    }
+
+    pub fn show(&mut self, line: &str, event: &StepEvent) {
+        match event {
+            StepEvent::Started { phase, step, .. } => {
+                self.running
+                    .push((format!("{phase} / {step}"), Instant::now()));
+            }
+            StepEvent::Ended { phase, step, .. } => {
+                let name = format!("{phase} / {step}");
+                self.running.retain(|(running, _)| *running != name);
+            }
+        }
+        self.clear();
+        println!("{line}");
+        self.redraw();
+    }
+
+    pub fn redraw(&self) {
+        if self.live && !self.running.is_empty() {
+            let steps: Vec<String> = self
+                .running
+                .iter()
+                .map(|(name, since)| format!("{name} {}s", since.elapsed().as_secs()))
+                .collect();
+            let _ = write!(
+                std::io::stderr(),
+                "\r\x1b[2K  running: {}",
+                steps.join(", ")
+            );
+            let _ = std::io::stderr().flush();
+        }
+    }
+
+    fn clear(&self) {
+        if self.live {
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        }
+    }
+
+    pub fn done(&self) {
+        self.clear();
+    }
+}
 
 pub struct ProgressView {
     live: bool,
