@@ -66,6 +66,7 @@ fn profile_json(p: &proto::ProfileStatus) -> Value {
         "warm": p.warm,
         "max": p.max,
         "degraded": p.degraded,
+        "degraded_reason": (!p.degraded_reason.is_empty()).then_some(&p.degraded_reason),
         "counts": {
             "ready": counts.ready, "leased": counts.leased, "building": counts.building,
             "recycling": counts.recycling, "failed": counts.failed, "waiting": counts.waiting,
@@ -78,6 +79,7 @@ fn profile_json(p: &proto::ProfileStatus) -> Value {
             "name": c.name, "state": state_name(c.state), "created_at": rfc3339(c.created_at.as_ref()),
             "age_seconds": secs(c.age.as_ref()).as_secs_f64(),
             "holder": (!c.holder.is_empty()).then_some(&c.holder),
+            "stale": c.stale,
         })).collect::<Vec<_>>(),
         "leases": p.leases.iter().map(|l| json!({
             "lease_id": l.lease_id, "holder": l.holder, "cluster": l.cluster,
@@ -113,6 +115,9 @@ fn table(status: &proto::StatusResponse, now: SystemTime) -> String {
             p.warm,
             p.max
         );
+        if p.degraded {
+            let _ = writeln!(out, "  degraded: {}", p.degraded_reason);
+        }
         if let Some(f) = &p.last_failure {
             let code = f
                 .exit_code
@@ -127,15 +132,20 @@ fn table(status: &proto::StatusResponse, now: SystemTime) -> String {
         if !p.clusters.is_empty() {
             let _ = writeln!(
                 out,
-                "  {:<36} {:<10} {:<12} HOLDER",
+                "  {:<36} {:<16} {:<12} HOLDER",
                 "CLUSTER", "STATE", "AGE"
             );
             for cl in &p.clusters {
+                let state = if cl.stale {
+                    format!("{} (stale)", state_name(cl.state))
+                } else {
+                    state_name(cl.state).to_string()
+                };
                 let _ = writeln!(
                     out,
-                    "  {:<36} {:<10} {:<12} {}",
+                    "  {:<36} {:<16} {:<12} {}",
                     cl.name,
-                    state_name(cl.state),
+                    state,
                     human(secs(cl.age.as_ref())),
                     cl.holder
                 );
@@ -250,7 +260,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("infrad-demo-1a2b3c4d"));
-        assert!(text.contains("leased     5m 30s"), "{text}");
+        assert!(text.contains("leased           5m 30s"), "{text}");
         assert!(text.contains("1m 30s"), "time left: {text}");
         assert!(text.contains("3m 20s"), "p95: {text}");
     }
