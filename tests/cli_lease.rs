@@ -140,24 +140,23 @@ async fn run_passes_the_cluster_in_and_the_exit_code_out() {
 #[tokio::test]
 async fn run_forwards_sigterm_and_releases() {
     let daemon = started().await;
+    let dir = tempfile::tempdir().unwrap();
+    let running = dir.path().join("running");
+    let script = format!(
+        "trap 'echo got TERM; exit 7' TERM; touch {}; while :; do sleep 0.1; done",
+        running.display()
+    );
     let mut command = infrad(
         &daemon,
-        &[
-            "run",
-            "--profile",
-            "demo",
-            "--",
-            "sh",
-            "-c",
-            "trap 'echo got TERM; exit 7' TERM; while :; do sleep 0.1; done",
-        ],
+        &["run", "--profile", "demo", "--", "sh", "-c", &script],
     );
     let child = command.spawn().unwrap();
     let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
     eventually("the command runs on a leased cluster", || async {
-        live_leases(&daemon).await == 1
+        running.exists()
     })
     .await;
+    assert_eq!(live_leases(&daemon).await, 1);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await

@@ -37,10 +37,16 @@ pub(super) async fn stream<L: LeaseApi>(leases: Arc<L>, params: AcquireParams, t
             }
         }
     };
+    let granted = outcome.as_ref().ok().map(|grant| grant.lease.id.clone());
     let last = outcome
         .map(|grant| message(Event::Lease(convert::lease(grant))))
         .map_err(Status::from);
-    let _ = tx.send(last).await;
+    if tx.send(last).await.is_err()
+        && let Some(lease_id) = granted
+    {
+        // The caller hung up as its lease came: nobody else will ever release it.
+        let _ = leases.abandon(&lease_id).await;
+    }
 }
 
 fn message(event: Event) -> proto::AcquireProgress {

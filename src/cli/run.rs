@@ -11,8 +11,15 @@ use crate::Result;
 /// Acquires, runs the command with `KUBECONFIG`, `INFRAD_LEASE_ID` and `INFRAD_CLUSTER` set,
 /// renews meanwhile, forwards SIGINT/SIGTERM to it, releases after; exits as it did.
 pub async fn run(args: RunArgs) -> Result<ExitCode> {
+    // Signals are ours from the start: one during the wait gives up the wait (no lease is left).
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     let mut client = Client::connect(&args.addr.addr).await?;
-    let lease = acquire_showing_progress(&mut client, &args.request).await?;
+    let lease = tokio::select! {
+        lease = acquire_showing_progress(&mut client, &args.request) => lease?,
+        _ = term.recv() => return Ok(ExitCode::from(128 + Signal::SIGTERM as u8)),
+        _ = int.recv() => return Ok(ExitCode::from(128 + Signal::SIGINT as u8)),
+    };
     let mut guard = LeaseGuard::new(client, lease)?;
     eprintln!(
         "infrad: leased cluster {} (lease {})",
@@ -47,8 +54,6 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
             let _ = nix::sys::signal::kill(pid, signal);
         }
     };
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
     let mut lost = false;
     let status = loop {
         tokio::select! {

@@ -95,6 +95,8 @@ pub trait LeaseApi: Send + Sync + 'static {
         &self,
         profile: Option<&str>,
     ) -> impl Future<Output = Result<Vec<ProfileReport>>> + Send;
+    /// Takes back a grant whose caller is known never to have received it.
+    fn abandon(&self, lease_id: &str) -> impl Future<Output = Result<()>> + Send;
     /// Asks for the images of one profile (or all) to be rebuilt; returns the profiles.
     fn refresh(&self, profile: Option<&str>) -> Result<Vec<String>>;
 }
@@ -501,6 +503,16 @@ impl LeaseApi for Leases {
                 return Ok(());
             }
         }
+    }
+
+    async fn abandon(&self, lease_id: &str) -> Result<()> {
+        info!(
+            lease_id,
+            "caller left before receiving its lease; taking it back"
+        );
+        self.store.undo_grant(lease_id, time::now()).await?;
+        self.pool_wake.notify_one();
+        Ok(())
     }
 
     fn refresh(&self, profile: Option<&str>) -> Result<Vec<String>> {

@@ -22,7 +22,7 @@ use crate::{
     Result,
     config::{Config, Profile, Recycle},
     leases::{Leases, is_stale},
-    store::{ClusterRow, ClusterState, Store},
+    store::{ClusterRow, ClusterState, StateCounts, Store},
     time,
 };
 
@@ -146,12 +146,30 @@ impl<P: Provisioner> Inner<P> {
             }
         }
         for profile in self.config.profiles.values() {
+            // A cluster can become ready again without a build (a grant taken back): serve
+            // whoever waits on every round, not only when a build ends.
+            if self.leases.waiting(&profile.name) > 0 {
+                self.leases.dispatch(&profile.name).await?;
+            }
             let current = self.provisioner.current_images(&profile.name);
             self.leases
                 .set_current_images(&profile.name, current.clone());
-            // Fill first: a replacement that starts building holds the next retirement back.
-            Arc::clone(&self).fill(profile, current.as_deref()).await?;
-            self.retire_stale(profile, current.as_deref()).await?;
+            // One snapshot for both decisions, so they cannot disagree about the pool.
+            let counts = self.store.counts(&profile.name).await?;
+            let stale: Vec<ClusterRow> = self
+                .store
+                .clusters(Some(&profile.name), &[ClusterState::Ready])
+                .await?
+                .into_iter()
+                .filter(|c| is_stale(c, current.as_deref()))
+                .collect();
+            // A replacement starting to build holds the next retirement back.
+            let started = Arc::clone(&self)
+                .fill(profile, &counts, stale.len())
+                .await?;
+            if started == 0 {
+                self.retire_stale(&counts, &stale).await?;
+            }
         }
         Ok(())
     }
@@ -181,28 +199,20 @@ impl<P: Provisioner> Inner<P> {
 
     /// Replaces stale ready clusters one at a time: one goes only while nothing of the profile
     /// is being built or recycled, and the pool then builds a fresh one in its place.
-    async fn retire_stale(&self, profile: &Profile, current: Option<&str>) -> Result<()> {
+    async fn retire_stale(&self, counts: &StateCounts, stale: &[ClusterRow]) -> Result<()> {
         let tools_missing = self
             .tools_missing
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .is_some();
-        if current.is_none() || tools_missing {
+        if tools_missing || counts.building > 0 || counts.recycling > 0 {
             return Ok(());
         }
-        let counts = self.store.counts(&profile.name).await?;
-        if counts.building > 0 || counts.recycling > 0 {
-            return Ok(());
-        }
-        let ready = self
-            .store
-            .clusters(Some(&profile.name), &[ClusterState::Ready])
-            .await?;
-        if let Some(stale) = ready.iter().find(|c| is_stale(c, current)) {
-            info!(cluster = %stale.name, "replacing a stale cluster");
+        if let Some(oldest) = stale.first() {
+            info!(cluster = %oldest.name, "replacing a stale cluster");
             self.store
                 .set_state(
-                    &stale.id,
+                    &oldest.id,
                     ClusterState::Ready,
                     ClusterState::Recycling,
                     time::now(),
@@ -241,7 +251,13 @@ impl<P: Provisioner> Inner<P> {
 
     /// Starts builds until the profile has its warm clusters (or one per waiter), within `max`
     /// and the daemon-wide build limit.
-    async fn fill(self: Arc<Self>, profile: &Arc<Profile>, current: Option<&str>) -> Result<()> {
+    /// Returns how many builds it started.
+    async fn fill(
+        self: Arc<Self>,
+        profile: &Arc<Profile>,
+        counts: &StateCounts,
+        stale_ready: usize,
+    ) -> Result<u32> {
         let backing_off = self
             .not_before
             .lock()
@@ -254,17 +270,10 @@ impl<P: Provisioner> Inner<P> {
             .unwrap_or_else(|e| e.into_inner())
             .is_some();
         if backing_off || tools_missing || self.shutdown.is_cancelled() {
-            return Ok(());
+            return Ok(0);
         }
-        let counts = self.store.counts(&profile.name).await?;
-        let stale = self
-            .store
-            .clusters(Some(&profile.name), &[ClusterState::Ready])
-            .await?
-            .iter()
-            .filter(|c| is_stale(c, current))
-            .count();
-        let fresh_ready = counts.ready - u32::try_from(stale).unwrap_or(counts.ready);
+        let stale = u32::try_from(stale_ready).unwrap_or(counts.ready);
+        let fresh_ready = counts.ready.saturating_sub(stale);
         let waiting = u32::try_from(self.leases.waiting(&profile.name)).unwrap_or(u32::MAX);
         let wanted = profile
             .pool
@@ -272,6 +281,7 @@ impl<P: Provisioner> Inner<P> {
             .max(waiting)
             .saturating_sub(fresh_ready + counts.building);
         let room = profile.pool.max.saturating_sub(counts.live());
+        let mut started = 0;
         for _ in 0..wanted.min(room) {
             let Ok(permit) = Arc::clone(&self.builds).try_acquire_owned() else {
                 break;
@@ -296,8 +306,9 @@ impl<P: Provisioner> Inner<P> {
             let span = info_span!("build", cluster = %cluster.name, run_id);
             let this = Arc::clone(&self);
             self.spawn(this.build(cluster, run_id, permit).instrument(span));
+            started += 1;
         }
-        Ok(())
+        Ok(started)
     }
 
     async fn build(
