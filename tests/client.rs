@@ -3,15 +3,9 @@ mod common;
 
 use std::{os::unix::fs::PermissionsExt, time::Duration};
 
-use common::{TestDaemon, config, counts, eventually, ready};
+use common::{TestDaemon, acquire, config, counts, eventually, ready};
 use infrad::store::EndReason;
 use infrad_client::{Acquire, Client, proto};
-
-fn acquire(holder: &str) -> Acquire {
-    Acquire::new("demo")
-        .holder(holder)
-        .wait(Duration::from_secs(10))
-}
 
 async fn live_leases(client: &Client) -> Vec<String> {
     let mut client = client.clone();

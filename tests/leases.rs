@@ -3,15 +3,9 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{TestDaemon, config, counts, eventually, ready};
+use common::{TestDaemon, acquire, config, counts, eventually, ready};
 use infrad_client::{Acquire, Error, proto};
 use tonic::Code;
-
-fn acquire(holder: &str) -> Acquire {
-    Acquire::new("demo")
-        .holder(holder)
-        .wait(Duration::from_secs(10))
-}
 
 #[tokio::test]
 async fn acquire_grants_a_ready_cluster_with_its_build_timings() {

@@ -6,13 +6,13 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    counts,
+    acquire, counts,
     docker::docker_available,
     eventually, ready,
     world::{FakeWorld, is_private},
 };
 use infrad::store::StepRow;
-use infrad_client::{Acquire, Client};
+use infrad_client::Client;
 
 /// Two images, a CRD and a namespace as bootstrap, and three deploy steps: `db` and `jobs`
 /// independent, `api` after `db`.
@@ -69,12 +69,6 @@ name = "jobs"
 manifests = ["jobs.yaml"]
 "#
     )
-}
-
-fn acquire(holder: &str) -> Acquire {
-    Acquire::new("demo")
-        .holder(holder)
-        .wait(Duration::from_secs(120))
 }
 
 fn step<'a>(steps: &'a [StepRow], phase: &str, name: &str) -> &'a StepRow {

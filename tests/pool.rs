@@ -3,16 +3,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Event, TestDaemon, config, counts, eventually, ready};
+use common::{Event, TestDaemon, acquire, config, counts, eventually, ready};
 use infrad::store::ClusterState;
-use infrad_client::{Acquire, Error};
+use infrad_client::Error;
 use tonic::Code;
-
-fn acquire(holder: &str) -> Acquire {
-    Acquire::new("demo")
-        .holder(holder)
-        .wait(Duration::from_secs(10))
-}
 
 #[tokio::test]
 async fn fills_to_warm_within_max_and_the_build_limit() {

@@ -93,6 +93,13 @@ pub fn state_dir(state: &TempDir) -> std::path::PathBuf {
     state.path().join("state")
 }
 
+/// Acquire on profile `demo` for `holder`, waiting up to two minutes (a liveness bound).
+pub fn acquire(holder: &str) -> infrad_client::Acquire {
+    infrad_client::Acquire::new("demo")
+        .holder(holder)
+        .wait(Duration::from_secs(120))
+}
+
 /// Polls `check` until it holds; panics naming `what` after 20 s (a liveness bound only).
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where
