@@ -118,7 +118,7 @@ impl Store {
         host: &str,
         now: Millis,
     ) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO clusters (id, name, profile, state, host, created_at, state_changed_at)
              VALUES (?, ?, ?, 'building', ?, ?, ?)",
@@ -153,7 +153,7 @@ impl Store {
         images: &str,
         now: Millis,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let moved = sqlx::query(
             "UPDATE clusters SET state = 'ready', kubeconfig = ?, images = ?, ready_at = ?, state_changed_at = ?
              WHERE id = ? AND state = 'building'",
@@ -188,7 +188,7 @@ impl Store {
         failure: &RunFailure,
         now: Millis,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "UPDATE clusters SET state = 'failed', error = ?, state_changed_at = ?
              WHERE id = ? AND state = 'building'",
@@ -238,7 +238,7 @@ impl Store {
 
     /// A half-built cluster found at start-up: its run was cut short, it is to be deleted.
     pub async fn abandon_build(&self, cluster_id: &str, now: Millis) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "UPDATE pipeline_runs SET outcome = 'cancelled', ended_at = ?
              WHERE cluster_id = ? AND outcome = 'running'",
@@ -269,7 +269,7 @@ impl Store {
 
     /// A cluster that vanished: marked gone, and its live lease (if any) ended as gone.
     pub async fn mark_gone(&self, cluster_id: &str, now: Millis) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "UPDATE leases SET ended_at = ?, end_reason = 'gone' WHERE cluster_id = ? AND ended_at IS NULL",
         )

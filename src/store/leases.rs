@@ -100,13 +100,12 @@ impl Store {
     /// Leases the oldest ready cluster of the profile in one transaction, or returns the lease
     /// an earlier call with the same request id got. `None`: no cluster is ready.
     pub async fn grant(&self, lease: &NewLease<'_>, now: Millis) -> Result<Option<LeaseRow>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         if let Some(id) = lease.request_id
             && let Some(existing) = by_request(&mut *tx, lease.profile, lease.holder, id).await?
         {
             return Ok(Some(existing));
         }
-        // Writing first takes SQLite's write lock at once, so the pick cannot go stale.
         let cluster: Option<String> = sqlx::query_scalar(
             "UPDATE clusters SET state = 'leased', state_changed_at = ?
              WHERE state = 'ready' AND id = (
@@ -146,7 +145,7 @@ impl Store {
     /// Takes back a grant nobody received (the caller gave up): the lease row goes, the
     /// cluster is ready again.
     pub async fn undo_grant(&self, lease_id: &str, now: Millis) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let cluster: Option<String> = sqlx::query_scalar(
             "DELETE FROM leases WHERE id = ? AND ended_at IS NULL RETURNING cluster_id",
         )
@@ -201,7 +200,7 @@ impl Store {
         reason: EndReason,
         now: Millis,
     ) -> Result<Option<String>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let cluster: Option<String> = sqlx::query_scalar(
             "UPDATE leases SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL
              RETURNING cluster_id",
@@ -220,7 +219,7 @@ impl Store {
 
     /// Ends every live lease whose expiry has passed; returns the profiles they belonged to.
     pub async fn expire_due(&self, now: Millis) -> Result<Vec<String>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let expired: Vec<(String, String)> = sqlx::query_as(
             "UPDATE leases SET ended_at = ?, end_reason = 'expired'
              WHERE ended_at IS NULL AND expires_at <= ?

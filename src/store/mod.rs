@@ -64,6 +64,13 @@ impl Store {
         Ok(Self { pool })
     }
 
+    /// A write transaction. It takes SQLite's write lock at BEGIN: a transaction that reads
+    /// before it writes then waits for other writers (busy timeout) instead of failing with
+    /// SQLITE_BUSY when its read snapshot went stale.
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

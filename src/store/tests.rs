@@ -362,3 +362,44 @@ async fn building_progress_shows_each_builds_newest_running_step(pool: SqlitePoo
         ("infrad-demo-b", None)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_read_then_write_transactions_do_not_fail_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    for i in 0..8 {
+        ready_cluster(&store, &format!("c{i}"), i).await;
+    }
+    // Grants read (request id) before they write, while other writers commit meanwhile:
+    // with deferred transactions SQLite answers SQLITE_BUSY at once; they must wait instead.
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..10 {
+                let id = format!("l{i}-{round}");
+                let request = format!("r{i}-{round}");
+                let lease = NewLease {
+                    id: &id,
+                    token: "t",
+                    profile: "demo",
+                    holder: "h",
+                    request_id: Some(&request),
+                    ttl_ms: 1_000,
+                    fresh_images: None,
+                };
+                if store.grant(&lease, 100).await?.is_some() {
+                    store.undo_grant(&id, 101).await?;
+                }
+                store.expire_due(50).await?;
+            }
+            Ok::<_, crate::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await
+            .unwrap()
+            .expect("no transaction fails under contention");
+    }
+    assert_eq!(store.counts("demo").await.unwrap().ready, 8);
+}
