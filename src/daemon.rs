@@ -1,6 +1,12 @@
 //! Puts the daemon together: state directory, store, lease domain, pool, gRPC server with
 //! health and reflection; one shutdown signal stops them all.
-use std::{net::SocketAddr, os::unix::fs::DirBuilderExt, path::Path, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    os::unix::fs::{DirBuilderExt, PermissionsExt},
+    path::Path,
+    sync::Arc,
+    time::Duration,
+};
 
 use tokio::{net::TcpListener, sync::Notify};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -26,6 +32,15 @@ pub fn prepare_state_dir(dir: &Path) -> Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        // Not changed behind the operator's back (it may be shared); the files inside are 0600.
+        warn!(
+            state_dir = %dir.display(),
+            mode = format!("{:o}", mode & 0o777),
+            "the state directory is open to other users; it should be 0700"
+        );
+    }
     Ok(())
 }
 
@@ -58,6 +73,8 @@ pub async fn serve<P: Provisioner>(
         cancel.clone(),
     );
 
+    // Reconciled before the first request: no vanished cluster is handed out.
+    pool.start().await;
     let (health, health_service) = tonic_health::server::health_reporter();
     // The store is migrated by now: the service is ready.
     health

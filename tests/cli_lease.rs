@@ -237,3 +237,49 @@ async fn grpcurl_streams_progress_then_the_lease() {
             .is_some_and(|t| t.len() == 64)
     );
 }
+
+#[tokio::test]
+async fn run_signals_reach_the_whole_command_group() {
+    let daemon = started().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("grandchild.pid");
+    // The command's own child is what must stop: `make` running `go test`, say.
+    let script = format!("sleep 300 & echo $! > {}; wait", pid_file.display());
+    let mut command = infrad(
+        &daemon,
+        &["run", "--profile", "demo", "--", "sh", "-c", &script],
+    );
+    let child = command.spawn().unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    eventually("the grandchild runs", || async {
+        std::fs::read_to_string(&pid_file).is_ok_and(|p| !p.trim().is_empty())
+    })
+    .await;
+    let grandchild: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "sh died of SIGTERM: {}",
+        text(&out.stderr)
+    );
+    eventually("the grandchild is gone", || async {
+        std::fs::read_to_string(format!("/proc/{grandchild}/stat")).map_or(true, |stat| {
+            stat.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    })
+    .await;
+    assert_eq!(live_leases(&daemon).await, 0);
+}

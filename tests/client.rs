@@ -179,3 +179,33 @@ async fn progress_errors_keep_their_codes() {
         .unwrap_err();
     assert_eq!(e.code(), Some(tonic::Code::ResourceExhausted));
 }
+
+#[test]
+fn a_guard_dropped_as_its_runtime_ends_still_releases() {
+    let server = tokio::runtime::Runtime::new().unwrap();
+    let daemon = server.block_on(async {
+        let daemon = TestDaemon::start(&config("warm = 1\nmax = 1")).await;
+        ready(&daemon.client().await, 1).await;
+        daemon
+    });
+    let addr = daemon.addr.to_string();
+    // The guard goes out of scope on the last line of the block the runtime runs, as in a
+    // `#[tokio::test]` or `main` that returns early with `?`.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let mut client = Client::connect(&addr).await.unwrap();
+            let _guard = client.acquire(acquire("job")).await.unwrap();
+        });
+    server.block_on(async {
+        let client = daemon.client().await;
+        eventually("the lease dropped with its runtime is released", || {
+            let client = client.clone();
+            async move { live_leases(&client).await.is_empty() }
+        })
+        .await;
+        daemon.stop().await;
+    });
+}

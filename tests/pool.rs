@@ -236,6 +236,15 @@ async fn restart_reconciles_the_store_with_the_provisioner() {
     provisioner.set_build_delay(Duration::ZERO);
     let daemon = TestDaemon::start_with(&config("warm = 2\nmax = 3"), provisioner, state).await;
     let mut client = daemon.client().await;
+    // Reconciled before the first answer: the vanished cluster is never offered.
+    let first = client.status(Some("demo")).await.unwrap();
+    assert!(
+        !first.profiles[0]
+            .clusters
+            .iter()
+            .any(|c| c.name == vanishing.cluster),
+        "{first:?}"
+    );
     ready(&client, 2).await;
 
     client
@@ -377,5 +386,67 @@ async fn stale_clusters_serve_only_when_no_fresh_one_is_ready() {
     assert_eq!(
         lease.cluster, stale,
         "with no fresh cluster ready, the stale one serves"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_cluster_is_recreated_even_when_the_profile_resets() {
+    let daemon = TestDaemon::start(&config("warm = 1\nmax = 1\nrecycle = \"reset\"")).await;
+    let mut client = daemon.client().await;
+    ready(&client, 1).await;
+    let stale = daemon.provisioner.existing()[0].clone();
+    client.refresh(Some("demo")).await.unwrap();
+    eventually("the stale cluster is replaced", || {
+        let mut client = client.clone();
+        let stale = stale.clone();
+        async move {
+            let status = client.status(Some("demo")).await.unwrap();
+            let p = &status.profiles[0];
+            p.counts.unwrap().ready == 1 && p.clusters.iter().all(|c| c.name != stale && !c.stale)
+        }
+    })
+    .await;
+    let events = daemon.provisioner.events();
+    assert!(events.contains(&Event::Destroyed(stale.clone())));
+    assert!(
+        !events.contains(&Event::Reset(stale)),
+        "a stale cluster is never reset"
+    );
+}
+
+#[tokio::test]
+async fn a_degraded_profile_still_hands_out_ready_clusters() {
+    let daemon = TestDaemon::start(&config(
+        "warm = 1\nmax = 2\nrecycle = \"reset\"\ndegraded_after = 1",
+    ))
+    .await;
+    let mut client = daemon.client().await;
+    ready(&client, 1).await;
+    let first = client.acquire_lease(acquire("first")).await.unwrap();
+    daemon.provisioner.set_fail_builds(true);
+    eventually("the next build fails and the profile degrades", || {
+        let mut client = client.clone();
+        async move { client.status(Some("demo")).await.unwrap().profiles[0].degraded }
+    })
+    .await;
+    let refused = client
+        .acquire_lease(acquire("second").wait(Duration::ZERO))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Some(Code::Unavailable),
+        "nothing ready: fail fast"
+    );
+    // Reset brings the first cluster back to ready without a build.
+    client.release(&first.lease_id, &first.token).await.unwrap();
+    ready(&client, 1).await;
+    let again = client
+        .acquire_lease(acquire("third").wait(Duration::ZERO))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.cluster, first.cluster,
+        "a ready cluster is handed out while degraded"
     );
 }

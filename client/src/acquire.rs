@@ -47,6 +47,10 @@ impl Acquire {
         self
     }
 
+    pub(crate) fn requested_ttl(&self) -> Option<Duration> {
+        self.ttl
+    }
+
     pub(crate) fn into_request(self) -> tonic::Request<proto::AcquireRequest> {
         let mut request = tonic::Request::new(proto::AcquireRequest {
             profile: self.profile,

@@ -14,6 +14,8 @@ use crate::{Client, Error, Result, proto};
 const RETRY: Duration = Duration::from_secs(1);
 /// Shortest renewal period, however short the TTL.
 const MIN_PERIOD: Duration = Duration::from_millis(100);
+/// How long a drop may wait for its best-effort release.
+const RELEASE_ON_DROP: Duration = Duration::from_secs(5);
 
 /// A lease held by this process. Renews about every ttl/3 until released or lost.
 ///
@@ -42,8 +44,9 @@ impl std::fmt::Debug for LeaseGuard {
 
 impl LeaseGuard {
     /// Takes charge of a lease just acquired through `client`: writes its kubeconfig to a
-    /// private (0600) temporary file and starts renewing it.
-    pub fn new(client: Client, lease: proto::Lease) -> Result<Self> {
+    /// private (0600) temporary file and starts renewing it, each time for `ttl` (`None`:
+    /// the profile's default), as Acquire was asked.
+    pub fn new(client: Client, lease: proto::Lease, ttl: Option<Duration>) -> Result<Self> {
         let mut kubeconfig = tempfile::Builder::new()
             .prefix(&format!("infrad-{}-", lease.cluster))
             .suffix(".kubeconfig")
@@ -53,7 +56,7 @@ impl LeaseGuard {
             .write_all(lease.kubeconfig.as_bytes())
             .map_err(|e| Error::Protocol(format!("cannot write the kubeconfig file: {e}")))?;
         let (lost_tx, lost) = watch::channel(None);
-        let renewer = tokio::spawn(renew(client.clone(), lease.clone(), lost_tx));
+        let renewer = tokio::spawn(renew(client.clone(), lease.clone(), ttl, lost_tx));
         Ok(Self {
             client,
             lease,
@@ -117,16 +120,22 @@ impl LeaseGuard {
     }
 }
 
-async fn renew(mut client: Client, lease: proto::Lease, lost: watch::Sender<Option<String>>) {
+async fn renew(
+    mut client: Client,
+    lease: proto::Lease,
+    ttl: Option<Duration>,
+    lost: watch::Sender<Option<String>>,
+) {
     let time = |t: Option<prost_types::Timestamp>| t.and_then(|t| SystemTime::try_from(t).ok());
     let acquired = time(lease.acquired_at).unwrap_or_else(SystemTime::now);
     let mut expires = time(lease.expires_at).unwrap_or_else(SystemTime::now);
-    let ttl = expires.duration_since(acquired).unwrap_or_default();
-    let period = (ttl / 3).max(MIN_PERIOD);
+    // The first grant's length tells the period when the caller left the ttl to the profile.
+    let period = (ttl.unwrap_or_else(|| expires.duration_since(acquired).unwrap_or_default()) / 3)
+        .max(MIN_PERIOD);
     let mut wait = period;
     loop {
         tokio::time::sleep(wait).await;
-        match client.renew(&lease.lease_id, &lease.token, Some(ttl)).await {
+        match client.renew(&lease.lease_id, &lease.token, ttl).await {
             Ok(new_expiry) => {
                 expires = new_expiry;
                 wait = period;
@@ -154,35 +163,31 @@ impl Drop for LeaseGuard {
         if self.released {
             return;
         }
+        // On a thread of its own with a runtime and connection of its own: the caller's
+        // runtime may be shutting down (a guard dropped as a test returns), and a task
+        // spawned there would never run. Inside a runtime the thread is left to finish
+        // (blocking a runtime thread could stall a server it shares the runtime with);
+        // outside one, nothing else will keep the process alive for it, so it is awaited.
+        let inside_runtime = tokio::runtime::Handle::try_current().is_ok();
         let (id, token) = (self.lease.lease_id.clone(), self.lease.token.clone());
-        let mut client = self.client.clone();
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    let _ = client.release(&id, &token).await;
-                });
-            }
-            Err(_) => {
-                // No runtime here: release from a short-lived one on another thread, on a
-                // connection of its own (the old one belonged to a runtime that may be gone).
-                let addr = self.client.addr().to_string();
-                let releasing = std::thread::spawn(move || {
-                    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    else {
-                        return;
-                    };
-                    runtime.block_on(async {
-                        let release = async {
-                            let mut client = Client::connect(&addr).await?;
-                            client.release(&id, &token).await
-                        };
-                        let _ = tokio::time::timeout(Duration::from_secs(5), release).await;
-                    });
-                });
-                let _ = releasing.join();
-            }
+        let addr = self.client.addr().to_string();
+        let releasing = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                let release = async {
+                    let mut client = Client::connect(&addr).await?;
+                    client.release(&id, &token).await
+                };
+                let _ = tokio::time::timeout(RELEASE_ON_DROP, release).await;
+            });
+        });
+        if !inside_runtime {
+            let _ = releasing.join();
         }
     }
 }

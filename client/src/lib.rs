@@ -82,8 +82,9 @@ impl Client {
     /// Acquires a lease on a ready cluster, waiting as the request says, and holds it: the
     /// guard renews it in the background until released (or dropped).
     pub async fn acquire(&mut self, request: Acquire) -> Result<LeaseGuard> {
+        let ttl = request.requested_ttl();
         let lease = self.acquire_lease(request).await?;
-        LeaseGuard::new(self.clone(), lease)
+        LeaseGuard::new(self.clone(), lease, ttl)
     }
 
     /// Acquires a lease and returns it as it is: nothing renews or releases it.

@@ -1,5 +1,5 @@
 //! `infrad run -- CMD ARGS…`: a cluster for the length of one command.
-use std::process::ExitCode;
+use std::{io::IsTerminal, process::ExitCode};
 
 use infrad_client::{Client, LeaseGuard};
 use nix::{sys::signal::Signal, unistd::Pid};
@@ -20,7 +20,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         _ = term.recv() => return Ok(ExitCode::from(128 + Signal::SIGTERM as u8)),
         _ = int.recv() => return Ok(ExitCode::from(128 + Signal::SIGINT as u8)),
     };
-    let mut guard = LeaseGuard::new(client, lease)?;
+    let mut guard = LeaseGuard::new(client, lease, args.request.ttl)?;
     eprintln!(
         "infrad: leased cluster {} (lease {})",
         guard.cluster(),
@@ -28,12 +28,20 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     );
 
     let (program, rest) = args.command.split_first().expect("clap requires a command");
-    let spawned = tokio::process::Command::new(program)
+    // On a terminal the command stays in our process group, in the foreground, and Ctrl-C
+    // reaches it directly (forwarding would interrupt it twice). Elsewhere it leads a group
+    // of its own, and signals are forwarded to the whole group (`make` → `go test` → …).
+    let interactive = std::io::stdin().is_terminal();
+    let mut command = tokio::process::Command::new(program);
+    command
         .args(rest)
         .env("KUBECONFIG", guard.kubeconfig_path())
         .env("INFRAD_LEASE_ID", guard.lease_id())
-        .env("INFRAD_CLUSTER", guard.cluster())
-        .spawn();
+        .env("INFRAD_CLUSTER", guard.cluster());
+    if !interactive {
+        command.process_group(0);
+    }
+    let spawned = command.spawn();
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
@@ -51,7 +59,11 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         .map(Pid::from_raw);
     let forward = |signal: Signal| {
         if let Some(pid) = pid {
-            let _ = nix::sys::signal::kill(pid, signal);
+            let _ = if interactive {
+                nix::sys::signal::kill(pid, signal)
+            } else {
+                nix::sys::signal::killpg(pid, signal)
+            };
         }
     };
     let mut lost = false;
@@ -59,7 +71,8 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         tokio::select! {
             status = child.wait() => break status?,
             _ = term.recv() => forward(Signal::SIGTERM),
-            _ = int.recv() => forward(Signal::SIGINT),
+            // On a terminal the command got the same Ctrl-C already.
+            _ = int.recv() => if !interactive { forward(Signal::SIGINT) },
             reason = guard.wait_lost(), if !lost => {
                 lost = true;
                 eprintln!("infrad: {reason}; stopping the command");

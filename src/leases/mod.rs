@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 pub use queue::Wanted;
-use queue::{Outcome, Queue};
+use queue::{Granted, Outcome, Queue};
 pub use report::{ClusterReport, ProfileReport, is_stale};
 
 use crate::{
@@ -230,7 +230,7 @@ impl Leases {
         }
     }
 
-    async fn grant_now(&self, profile: &str, wanted: &Wanted) -> Result<Option<LeaseRow>> {
+    async fn grant_now(&self, profile: &str, wanted: &Wanted) -> Result<Option<Granted>> {
         let (id, token) = (token::new_lease_id(), token::new_token());
         let fresh = self.current_images(profile);
         let lease = NewLease {
@@ -242,7 +242,25 @@ impl Leases {
             request_id: wanted.request_id.as_deref(),
             ttl_ms: millis(wanted.ttl),
         };
-        self.store.grant(&lease, time::now()).await
+        let granted = self.store.grant(&lease, time::now()).await?;
+        Ok(granted.map(|lease| Granted {
+            fresh: lease.id == id,
+            lease,
+        }))
+    }
+
+    /// A new grant on its way to the caller: taken back if the call is dropped (or fails)
+    /// before it is handed over.
+    async fn hand_over(&self, granted: Granted) -> Result<Grant> {
+        let lease = granted.lease;
+        let mut undo = UndoGrant(
+            granted
+                .fresh
+                .then(|| (self.store.clone(), lease.id.clone())),
+        );
+        let grant = self.with_build(lease).await?;
+        undo.0 = None;
+        Ok(grant)
     }
 
     async fn with_build(&self, lease: LeaseRow) -> Result<Grant> {
@@ -255,13 +273,19 @@ impl Leases {
         let queue = self.queue(profile)?;
         let _serial = queue.grant_lock.lock().await;
         while let Some(waiter) = queue.pop_front() {
-            let Some(lease) = self.grant_now(profile, &waiter.wanted).await? else {
+            let granted = self.grant_now(profile, &waiter.wanted).await;
+            let Ok(Some(granted)) = granted else {
+                // Nothing ready (or the store failed): the waiter keeps its place.
                 queue.push_front(waiter);
-                break;
+                return granted.map(drop);
             };
-            if let Err(Ok(lease)) = waiter.tx.send(Ok(lease)) {
+            if let Err(Ok(granted)) = waiter.tx.send(Ok(granted))
+                && granted.fresh
+            {
                 // The caller left between the pop and the grant.
-                self.store.undo_grant(&lease.id, time::now()).await?;
+                self.store
+                    .undo_grant(&granted.lease.id, time::now())
+                    .await?;
             }
         }
         Ok(())
@@ -343,12 +367,26 @@ impl PendingGrant {
 
 impl Drop for PendingGrant {
     fn drop(&mut self) {
-        if let Some(Ok(lease)) = self.leave() {
-            let store = self.store.clone();
-            debug!(lease_id = %lease.id, "caller left; taking back its grant");
+        if let Some(Ok(granted)) = self.leave() {
+            drop(UndoGrant(
+                granted
+                    .fresh
+                    .then(|| (self.store.clone(), granted.lease.id)),
+            ));
+        }
+    }
+}
+
+/// Takes a grant back when dropped while armed (`Some`).
+struct UndoGrant(Option<(Store, String)>);
+
+impl Drop for UndoGrant {
+    fn drop(&mut self) {
+        if let Some((store, lease_id)) = self.0.take() {
+            debug!(lease_id, "caller left; taking back its grant");
             tokio::spawn(async move {
-                if let Err(e) = store.undo_grant(&lease.id, time::now()).await {
-                    warn!(error = %e, lease_id = %lease.id, "could not take back an abandoned grant");
+                if let Err(e) = store.undo_grant(&lease_id, time::now()).await {
+                    warn!(error = %e, lease_id, "could not take back an abandoned grant");
                 }
             });
         }
@@ -379,21 +417,22 @@ impl LeaseApi for Leases {
             }
             return self.with_build(lease).await;
         }
-        if let Some(reason) = self.degraded_reason(&profile.name) {
-            return Err(Error::Degraded {
-                profile: profile.name.clone(),
-                reason,
-            });
-        }
         let wait = params.wait.unwrap_or(profile.pool.acquire_wait);
         let queue = self.queue(&profile.name)?.clone();
         let (id, rx) = {
             let _serial = queue.grant_lock.lock().await;
             // Nobody ahead: take a ready cluster at once if there is one.
             if queue.is_empty()
-                && let Some(lease) = self.grant_now(&profile.name, &wanted).await?
+                && let Some(granted) = self.grant_now(&profile.name, &wanted).await?
             {
-                return self.with_build(lease).await;
+                return self.hand_over(granted).await;
+            }
+            // Degraded fails fast only when nothing is ready: a ready cluster never hangs.
+            if let Some(reason) = self.degraded_reason(&profile.name) {
+                return Err(Error::Degraded {
+                    profile: profile.name.clone(),
+                    reason,
+                });
             }
             if wait.is_zero() {
                 return Err(self.no_cluster(&profile, wait).await?);
@@ -413,15 +452,17 @@ impl LeaseApi for Leases {
             outcome = rx => outcome.ok(),
             () = tokio::time::sleep(wait) => pending.leave(),
             () = self.shutdown.cancelled() => {
-                if let Some(Ok(lease)) = pending.leave() {
-                    self.store.undo_grant(&lease.id, time::now()).await?;
+                if let Some(Ok(granted)) = pending.leave()
+                    && granted.fresh
+                {
+                    self.store.undo_grant(&granted.lease.id, time::now()).await?;
                 }
                 return Err(Error::ShuttingDown);
             }
         };
         pending.rx = None;
         match outcome {
-            Some(Ok(lease)) => self.with_build(lease).await,
+            Some(Ok(granted)) => self.hand_over(granted).await,
             Some(Err(reason)) => Err(Error::Degraded {
                 profile: profile.name.clone(),
                 reason,
@@ -432,7 +473,7 @@ impl LeaseApi for Leases {
 
     async fn progress(&self, profile: &str, waiter: u64) -> Result<Option<Progress>> {
         let queue = self.queue(profile)?;
-        let Some(position) = queue.position(waiter) else {
+        let Some((position, waiting)) = queue.place(waiter) else {
             return Ok(None);
         };
         let now = time::now();
@@ -455,7 +496,7 @@ impl LeaseApi for Leases {
             });
         Ok(Some(Progress {
             position: u32::try_from(position).unwrap_or(u32::MAX),
-            waiting: u32::try_from(queue.len()).unwrap_or(u32::MAX),
+            waiting: u32::try_from(waiting).unwrap_or(u32::MAX),
             build,
         }))
     }

@@ -10,7 +10,15 @@ use tokio::sync::oneshot;
 use crate::store::LeaseRow;
 
 /// What a waiter is sent: its lease, or why the profile became degraded.
-pub type Outcome = Result<LeaseRow, String>;
+pub type Outcome = Result<Granted, String>;
+
+/// A lease from a grant; `fresh` unless it is the lease an earlier call with the same
+/// request id got (which must never be taken back on this call's behalf).
+#[derive(Debug)]
+pub struct Granted {
+    pub lease: LeaseRow,
+    pub fresh: bool,
+}
 
 /// What a waiter needs granted.
 #[derive(Debug, Clone)]
@@ -76,12 +84,11 @@ impl Queue {
         self.waiters().push_front(waiter);
     }
 
-    /// Where a waiter stands: 1 = next to be served.
-    pub fn position(&self, id: u64) -> Option<usize> {
-        self.waiters()
-            .iter()
-            .position(|w| w.id == id)
-            .map(|i| i + 1)
+    /// Where a waiter stands (1 = next to be served) and how many wait, read together.
+    pub fn place(&self, id: u64) -> Option<(usize, usize)> {
+        let waiters = self.waiters();
+        let position = waiters.iter().position(|w| w.id == id)?;
+        Some((position + 1, waiters.len()))
     }
 
     pub fn remove(&self, id: u64) {

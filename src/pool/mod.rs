@@ -92,14 +92,23 @@ impl<P: Provisioner> Pool<P> {
         }
     }
 
-    /// Runs until shutdown, then waits for its tasks, which are cancelled (their child
-    /// processes killed); warm clusters are left standing for the next start.
-    pub async fn run(self) {
+    /// Start-up, before the daemon serves: the store agrees with what exists, and missing
+    /// tools are known.
+    pub async fn start(&self) {
         let inner = &self.inner;
         if let Err(e) = inner.reconcile().await {
             error!(error = %e, "start-up reconciliation failed");
         }
+        if let Err(e) = inner.leases.expire_due().await {
+            error!(error = %e, "cannot expire leases");
+        }
         inner.check_tools().await;
+    }
+
+    /// Runs until shutdown (after [`Pool::start`]), then waits for its tasks, which are
+    /// cancelled (their child processes killed); warm clusters are left for the next start.
+    pub async fn run(self) {
+        let inner = &self.inner;
         loop {
             if let Err(e) = Arc::clone(inner).tick().await {
                 error!(error = %e, "pool round failed");
@@ -148,8 +157,10 @@ impl<P: Provisioner> Inner<P> {
         for profile in self.config.profiles.values() {
             // A cluster can become ready again without a build (a grant taken back): serve
             // whoever waits on every round, not only when a build ends.
-            if self.leases.waiting(&profile.name) > 0 {
-                self.leases.dispatch(&profile.name).await?;
+            if self.leases.waiting(&profile.name) > 0
+                && let Err(e) = self.leases.dispatch(&profile.name).await
+            {
+                error!(error = %e, profile = %profile.name, "cannot serve waiting callers");
             }
             let current = self.provisioner.current_images(&profile.name);
             self.leases
@@ -429,8 +440,11 @@ impl<P: Provisioner> Inner<P> {
 
     /// A leased cluster came back: reset it or replace it, as the profile says.
     async fn recycle(self: Arc<Self>, cluster: ClusterRow, profile: Arc<Profile>) {
-        // A cluster that was never ready has nothing worth resetting.
-        let reset = profile.pool.recycle == Recycle::Reset && cluster.ready_at.is_some();
+        // A cluster that was never ready has nothing worth resetting, and a stale one must go.
+        let current = self.leases.current_images(&profile.name);
+        let reset = profile.pool.recycle == Recycle::Reset
+            && cluster.ready_at.is_some()
+            && !is_stale(&cluster, current.as_deref());
         if reset {
             let spec = ClusterSpec {
                 id: cluster.id.clone(),

@@ -4,7 +4,12 @@ mod clusters;
 mod leases;
 mod runs;
 
-use std::{os::unix::fs::OpenOptionsExt, path::Path, str::FromStr, time::Duration};
+use std::{
+    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    path::Path,
+    str::FromStr,
+    time::Duration,
+};
 
 use sqlx::{
     SqlitePool,
@@ -30,11 +35,14 @@ impl Store {
     /// The file holds lease tokens, so it is created mode 0600.
     pub async fn open(state_dir: &Path) -> Result<Self> {
         let path = state_dir.join(DB_FILE);
-        std::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
             .open(&path)?;
+        // Also when it existed with a looser mode: SQLite gives its -wal and -shm files the
+        // database's mode.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(&path)
             .create_if_missing(true)

@@ -67,12 +67,7 @@ where
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    // For messages only: the command as a person would type it.
-    let shown = std::iter::once(program.as_os_str())
-        .chain(args.iter().map(|a| a.as_os_str()))
-        .map(|a| a.to_string_lossy())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let shown = shown(program, &args);
     let child = command.spawn().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             ToolError::new(format!("{} not found: {install_hint}", program.display()))
@@ -109,6 +104,22 @@ where
         exit_code: output.status.code(),
         stderr_tail: tail,
     })
+}
+
+/// The command as a person would type it, for messages; build-arg values (which may be
+/// secrets) are left out, since messages reach logs and Status.
+fn shown(program: &Path, args: &[std::ffi::OsString]) -> String {
+    let mut words = vec![program.to_string_lossy().into_owned()];
+    let mut secret_next = false;
+    for arg in args {
+        let arg = arg.to_string_lossy();
+        words.push(match arg.split_once('=') {
+            Some((key, _)) if secret_next => format!("{key}=…"),
+            _ => arg.into_owned(),
+        });
+        secret_next = words.last().is_some_and(|w| w == "--build-arg");
+    }
+    words.join(" ")
 }
 
 /// The last `max` bytes of `text`, cut at a character boundary.
@@ -170,6 +181,19 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(e.message, "/nonexistent/kind not found: install kind v0.32");
+    }
+
+    #[test]
+    fn build_arg_values_stay_out_of_messages() {
+        let args: Vec<std::ffi::OsString> =
+            ["build", "--build-arg", "TOKEN=s3cret", "--tag", "a=b"]
+                .iter()
+                .map(Into::into)
+                .collect();
+        assert_eq!(
+            shown(Path::new("docker"), &args),
+            "docker build --build-arg TOKEN=… --tag a=b"
+        );
     }
 
     #[test]
