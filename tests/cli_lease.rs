@@ -34,6 +34,16 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Sends SIGTERM to `infrad run` and waits for it to end.
+async fn terminate(child: tokio::process::Child) -> Output {
+    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("infrad run ends after SIGTERM")
+        .unwrap()
+}
+
 async fn started() -> TestDaemon {
     let daemon = TestDaemon::start(&config("warm = 1\nmax = 1")).await;
     ready(&daemon.client().await, 1).await;
@@ -151,17 +161,12 @@ async fn run_forwards_sigterm_and_releases() {
         &["run", "--profile", "demo", "--", "sh", "-c", &script],
     );
     let child = command.spawn().unwrap();
-    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
     eventually("the command runs on a leased cluster", || async {
         running.exists()
     })
     .await;
     assert_eq!(live_leases(&daemon).await, 1);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = terminate(child).await;
     assert_eq!(
         out.status.code(),
         Some(7),
@@ -250,7 +255,6 @@ async fn run_signals_reach_the_whole_command_group() {
         &["run", "--profile", "demo", "--", "sh", "-c", &script],
     );
     let child = command.spawn().unwrap();
-    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
     eventually("the grandchild runs", || async {
         std::fs::read_to_string(&pid_file).is_ok_and(|p| !p.trim().is_empty())
     })
@@ -260,11 +264,7 @@ async fn run_signals_reach_the_whole_command_group() {
         .trim()
         .parse()
         .unwrap();
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = terminate(child).await;
     assert_eq!(
         out.status.code(),
         Some(143),
