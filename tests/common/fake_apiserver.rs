@@ -1,6 +1,6 @@
 //! An in-process fake Kubernetes API server (plain HTTP on 127.0.0.1:0) serving what kube-rs
 //! uses: `/version`, health, discovery (legacy and aggregated v2), server-side apply, merge
-//! patch, create, get, list and delete, with Kubernetes-shaped JSON and `Status` errors.
+//! patch, create, get, list, watch and delete, with Kubernetes-shaped JSON and `Status` errors.
 //!
 //! Workload status is simulated: an object is "not ready yet" until a delay after the apply that
 //! last changed its spec (`set_ready_delay`, default 0; per object the annotation
@@ -17,15 +17,24 @@
 //! - deleting anything but a namespace or a CRD answers a `Status` of `Success`;
 //! - a CRD's kinds are discoverable only once it is `Established`;
 //! - an apply that changes nothing keeps the `resourceVersion`;
-//! - creating in a terminating namespace is 403 Forbidden; deleting it again is 409 Conflict.
+//! - creating in a terminating namespace is 403 Forbidden; deleting it again is 409 Conflict;
+//! - a watch (`?watch=true` on a collection) streams one JSON event a line: with
+//!   `resourceVersion` 0 or absent (or `sendInitialEvents=true`) an ADDED per current object
+//!   first, otherwise only changes after that version (every change is kept, so none is ever
+//!   too old); readiness flips are MODIFIED and deletions (a namespace's contents first, when
+//!   it is purged) DELETED, each with a new `resourceVersion`; an object that starts or stops
+//!   matching the selectors is ADDED or DELETED. It ends after `timeoutSeconds` (default 1800,
+//!   as the real server's minimum) with a BOOKMARK if `allowWatchBookmarks=true`, or when the
+//!   server is dropped. Watching one object by its URL is not served: use `metadata.name=`.
 //!
-//! Not served: watch (405), JSON patch, PUT, deletecollection, `/openapi` (so
+//! Not served: JSON patch, PUT, deletecollection, `/openapi` (so
 //! `kubectl apply` needs `--validate=false`). Requests without a token are accepted unless
 //! `set_require_token(true)`: kubectl never sends credentials to an `http://` server.
 #![allow(dead_code)]
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    convert::Infallible,
     hash::{DefaultHasher, Hash, Hasher},
     net::SocketAddr,
     sync::{Arc, Mutex, MutexGuard},
@@ -40,7 +49,10 @@ use axum::{
     response::Response,
 };
 use serde_json::{Map, Value, json};
-use tokio::{net::TcpListener, sync::oneshot};
+use tokio::{
+    net::TcpListener,
+    sync::{oneshot, watch},
+};
 
 /// The annotation that overrides the ready delay of one object.
 pub const READY_AFTER: &str = "infrad.test/ready-after";
@@ -180,6 +192,10 @@ impl Drop for FakeApiServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        // End the watches, or graceful shutdown would wait for their timeouts.
+        let mut st = self.shared.lock();
+        st.stopped = true;
+        st.changed.send_replace(());
     }
 }
 
@@ -203,6 +219,8 @@ struct Resp {
     code: u16,
     content_type: &'static str,
     body: Vec<u8>,
+    /// For a watch: the body is streamed from it.
+    watch: Option<Box<Watch>>,
 }
 
 impl Resp {
@@ -211,6 +229,7 @@ impl Resp {
             code,
             content_type: "application/json",
             body: serde_json::to_vec(v).unwrap(),
+            watch: None,
         }
     }
     fn text(code: u16, s: &str) -> Resp {
@@ -218,6 +237,7 @@ impl Resp {
             code,
             content_type: "text/plain; charset=utf-8",
             body: s.as_bytes().to_vec(),
+            watch: None,
         }
     }
     /// A `Status` of `Failure`.
@@ -279,11 +299,84 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Response
         }
         Err(e) => Resp::bad_request(format!("reading the request body: {e}")),
     };
+    let body = match resp.watch {
+        Some(w) => {
+            let lines = futures::stream::unfold((shared, w), |(shared, mut w)| async move {
+                let chunk = w.next(&shared).await?;
+                Some((Ok::<_, Infallible>(chunk), (shared, w)))
+            });
+            Body::from_stream(lines)
+        }
+        None => Body::from(resp.body),
+    };
     Response::builder()
         .status(StatusCode::from_u16(resp.code).unwrap())
         .header(header::CONTENT_TYPE, resp.content_type)
-        .body(Body::from(resp.body))
+        .body(body)
         .unwrap()
+}
+
+/// One watch request being served.
+struct Watch {
+    rt: ResType,
+    ns: Option<String>,
+    params: BTreeMap<String, String>,
+    /// Changes up to this resourceVersion have been sent (or skipped).
+    since: u64,
+    /// Lines not sent yet.
+    out: Vec<u8>,
+    changed: watch::Receiver<()>,
+    /// When the watch ends; `None` once it has.
+    end: Option<Instant>,
+}
+
+impl Watch {
+    fn push(&mut self, kind: &str, object: Value) {
+        // `type` first, as a real server writes it (serde_json would sort the keys).
+        let line = format!("{{\"type\":\"{kind}\",\"object\":{object}}}\n");
+        self.out.extend(line.as_bytes());
+    }
+
+    fn bookmark(&mut self, rv: u64, initial_events_end: bool) {
+        if self.params.get("allowWatchBookmarks").map(String::as_str) == Some("true") {
+            let mut meta = json!({ "resourceVersion": rv.to_string() });
+            if initial_events_end {
+                meta["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
+            }
+            let (kind, api_version) = (&self.rt.kind, self.rt.api_version());
+            let object = json!({ "kind": kind, "apiVersion": api_version, "metadata": meta });
+            self.push("BOOKMARK", object);
+        }
+    }
+
+    /// The next lines to send, once there are any; `None` when the watch is over.
+    async fn next(&mut self, shared: &Shared) -> Option<Vec<u8>> {
+        let end = self.end?;
+        loop {
+            let (due, rv) = {
+                let st = shared.lock();
+                if st.stopped {
+                    return None;
+                }
+                st.watch_changes(self);
+                (st.next_due(), st.rv)
+            };
+            if Instant::now() >= end {
+                self.end = None;
+                self.bookmark(rv, false);
+            }
+            if !self.out.is_empty() {
+                return Some(std::mem::take(&mut self.out));
+            }
+            self.end?;
+            // Wake for a change, or when time makes one (a readiness flip, a namespace purge).
+            let wake = due.map_or(end, |d| d.min(end));
+            tokio::select! {
+                _ = self.changed.changed() => {}
+                _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+        }
+    }
 }
 
 fn query_params(query: &str) -> BTreeMap<String, String> {
@@ -636,6 +729,17 @@ struct Obj {
     delete_at: Option<Instant>,
 }
 
+/// One change to an object, as watches see it.
+struct Change {
+    rv: u64,
+    kind: &'static str,
+    key: Key,
+    /// The object before the change (`None` when created).
+    old: Option<Value>,
+    /// The object after the change; for a deletion, the last state with the deletion's version.
+    object: Value,
+}
+
 struct ApiState {
     builtins: Vec<ResType>,
     objects: BTreeMap<Key, Obj>,
@@ -645,6 +749,11 @@ struct ApiState {
     ns_delete_delay: Duration,
     require_token: bool,
     rv: u64,
+    /// Every change, in resourceVersion order.
+    changes: Vec<Change>,
+    /// Pinged after every change, and when the server stops.
+    changed: watch::Sender<()>,
+    stopped: bool,
 }
 
 fn ns_key(name: &str) -> Key {
@@ -770,6 +879,29 @@ fn selector_matches(selector: &str, labels: &Value) -> bool {
         })
 }
 
+/// Whether an object is in the collection a list or watch asks for.
+fn in_collection(
+    rt: &ResType,
+    ns: Option<&str>,
+    params: &BTreeMap<String, String>,
+    key: &Key,
+    obj: &Value,
+) -> bool {
+    let param = |p: &str| params.get(p).map_or("", String::as_str);
+    key.group == rt.group
+        && key.plural == rt.plural
+        && (ns.is_none() || key.namespace.as_deref() == ns)
+        && selector_matches(param("labelSelector"), &obj["metadata"]["labels"])
+        && field_selector_matches(param("fieldSelector"), obj)
+}
+
+/// The object as a GET or watch shows it: with the `apiVersion` asked for.
+fn with_api_version(rt: &ResType, obj: &Value) -> Value {
+    let mut v = obj.clone();
+    v["apiVersion"] = json!(rt.api_version());
+    v
+}
+
 enum Target {
     Collection {
         rt: ResType,
@@ -794,6 +926,9 @@ impl ApiState {
             ns_delete_delay: Duration::from_millis(200),
             require_token: false,
             rv: 1000,
+            changes: Vec::new(),
+            changed: watch::channel(()).0,
+            stopped: false,
         };
         for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {
             st.insert_namespace(ns);
@@ -804,6 +939,94 @@ impl ApiState {
     fn next_rv(&mut self) -> String {
         self.rv += 1;
         self.rv.to_string()
+    }
+
+    /// Logs a change (made at the object's new resourceVersion) and wakes the watches.
+    fn record(&mut self, kind: &'static str, key: &Key, old: Option<Value>, object: &Value) {
+        let rv = object["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default();
+        self.changes.push(Change {
+            rv: rv.parse().unwrap(),
+            kind,
+            key: key.clone(),
+            old,
+            object: object.clone(),
+        });
+        self.changed.send_replace(());
+    }
+
+    /// Removes an object for good, at a new resourceVersion.
+    fn remove(&mut self, key: &Key) {
+        if let Some(o) = self.objects.remove(key) {
+            let mut v = o.value.clone();
+            v["metadata"]["resourceVersion"] = json!(self.next_rv());
+            self.record("DELETED", key, Some(o.value), &v);
+        }
+    }
+
+    /// The next time something changes by itself (a readiness flip, a namespace purge).
+    fn next_due(&self) -> Option<Instant> {
+        let due = |o: &Obj| match o.progress {
+            Progress::Pending { at, .. } => at.into_iter().chain(o.delete_at).min(),
+            _ => o.delete_at,
+        };
+        self.objects.values().filter_map(due).min()
+    }
+
+    /// Starts a watch: the initial events now, under the same lock as the changes after them.
+    fn watch(&self, rt: &ResType, ns: Option<&str>, params: &BTreeMap<String, String>) -> Resp {
+        let rv = params.get("resourceVersion").map_or("", String::as_str);
+        let initial = params.get("sendInitialEvents").is_some_and(|s| s == "true");
+        let from_now = initial || matches!(rv, "" | "0");
+        let Ok(since) = (if from_now { Ok(self.rv) } else { rv.parse() }) else {
+            return Resp::bad_request(format!("invalid resource version: {rv:?}"));
+        };
+        let timeout = params.get("timeoutSeconds").and_then(|t| t.parse().ok());
+        let mut w = Watch {
+            rt: rt.clone(),
+            ns: ns.map(String::from),
+            params: params.clone(),
+            since,
+            out: Vec::new(),
+            changed: self.changed.subscribe(),
+            end: Some(Instant::now() + Duration::from_secs(timeout.unwrap_or(1800))),
+        };
+        if from_now {
+            for (k, o) in &self.objects {
+                if in_collection(rt, ns, params, k, &o.value) {
+                    w.push("ADDED", with_api_version(rt, &o.value));
+                }
+            }
+        }
+        if initial {
+            w.bookmark(self.rv, true);
+        }
+        Resp {
+            code: 200,
+            content_type: "application/json",
+            body: Vec::new(),
+            watch: Some(Box::new(w)),
+        }
+    }
+
+    /// Adds the events of the changes a watch has not seen yet.
+    fn watch_changes(&self, w: &mut Watch) {
+        let start = self.changes.partition_point(|c| c.rv <= w.since);
+        for c in &self.changes[start..] {
+            let selected = |v: &Value| in_collection(&w.rt, w.ns.as_deref(), &w.params, &c.key, v);
+            let (before, after) = (c.old.as_ref().is_some_and(selected), selected(&c.object));
+            let (kind, mut object) = match (before, after) {
+                (false, true) => ("ADDED", c.object.clone()),
+                (true, true) => (c.kind, c.object.clone()),
+                // It no longer matches: gone, in its last matching state, at the new version.
+                (true, false) => ("DELETED", c.old.clone().unwrap()),
+                (false, false) => continue,
+            };
+            object["metadata"]["resourceVersion"] = json!(c.rv.to_string());
+            w.push(kind, with_api_version(&w.rt, &object));
+        }
+        w.since = self.rv;
     }
 
     fn insert_namespace(&mut self, name: &str) {
@@ -821,6 +1044,7 @@ impl ApiState {
             "spec": { "finalizers": ["kubernetes"] },
             "status": { "phase": "Active" },
         });
+        self.record("ADDED", &ns_key(name), None, &v);
         self.objects.insert(
             ns_key(name),
             Obj {
@@ -857,13 +1081,15 @@ impl ApiState {
             v["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
             v["metadata"]["resourceVersion"] = json!(rv);
             v["metadata"]["creationTimestamp"] = json!(now_rfc3339());
+            let key = Key {
+                group: String::new(),
+                plural: plural.into(),
+                namespace: Some(ns.into()),
+                name,
+            };
+            self.record("ADDED", &key, None, &v);
             self.objects.insert(
-                Key {
-                    group: String::new(),
-                    plural: plural.into(),
-                    namespace: Some(ns.into()),
-                    name,
-                },
+                key,
                 Obj {
                     kind: kind.into(),
                     value: v,
@@ -887,11 +1113,13 @@ impl ApiState {
             .map(|(k, _)| k.name.clone())
             .collect();
         for ns in gone {
-            self.objects.remove(&ns_key(&ns));
-            self.objects
-                .retain(|k, _| k.namespace.as_deref() != Some(ns.as_str()));
+            let in_ns = |k: &&Key| k.namespace.as_ref() == Some(&ns);
+            let mut keys: Vec<Key> = self.objects.keys().filter(in_ns).cloned().collect();
+            keys.push(ns_key(&ns)); // The namespace goes last.
+            keys.iter().for_each(|k| self.remove(k));
         }
         let ApiState { objects, rv, .. } = self;
+        let mut flipped = Vec::new();
         for (k, o) in objects.iter_mut() {
             if let Progress::Pending {
                 at: Some(at), fail, ..
@@ -905,11 +1133,16 @@ impl ApiState {
                     Progress::Ready
                 };
                 if let Some(status) = sim_status(&k.group, &o.kind, &o.value, phase) {
+                    let old = o.value.clone();
                     o.value["status"] = status;
                     *rv += 1;
                     o.value["metadata"]["resourceVersion"] = json!(rv.to_string());
+                    flipped.push((k.clone(), old, o.value.clone()));
                 }
             }
+        }
+        for (k, old, v) in flipped {
+            self.record("MODIFIED", &k, Some(old), &v);
         }
     }
 
@@ -1136,9 +1369,7 @@ impl ApiState {
             Target::Collection { rt, ns } => match method {
                 "GET" => {
                     if params.get("watch").is_some_and(|w| w == "true" || w == "1") {
-                        return Resp::not_allowed(
-                            "watch is not supported by the fake API server (poll with GET)",
-                        );
+                        return self.watch(&rt, ns.as_deref(), params);
                     }
                     self.list(&rt, ns.as_deref(), params)
                 }
@@ -1169,11 +1400,7 @@ impl ApiState {
                 };
                 match (method, sub.as_deref()) {
                     ("GET", None | Some("status")) => match self.objects.get(&key) {
-                        Some(o) => {
-                            let mut v = o.value.clone();
-                            v["apiVersion"] = json!(rt.api_version());
-                            Resp::json(200, &v)
-                        }
+                        Some(o) => Resp::json(200, &with_api_version(&rt, &o.value)),
                         None => not_found(&rt, &name),
                     },
                     ("PATCH", None) => self.patch(&rt, ns.as_deref(), &name, params, headers, body),
@@ -1189,21 +1416,10 @@ impl ApiState {
     }
 
     fn list(&self, rt: &ResType, ns: Option<&str>, params: &BTreeMap<String, String>) -> Resp {
-        let selector = params
-            .get("labelSelector")
-            .map(String::as_str)
-            .unwrap_or("");
-        let fields = params
-            .get("fieldSelector")
-            .map(String::as_str)
-            .unwrap_or("");
         let items: Vec<Value> = self
             .objects
             .iter()
-            .filter(|(k, _)| k.group == rt.group && k.plural == rt.plural)
-            .filter(|(k, _)| ns.is_none() || k.namespace.as_deref() == ns)
-            .filter(|(_, o)| selector_matches(selector, &o.value["metadata"]["labels"]))
-            .filter(|(_, o)| field_selector_matches(fields, &o.value))
+            .filter(|(k, o)| in_collection(rt, ns, params, k, &o.value))
             .map(|(_, o)| {
                 let mut v = o.value.clone();
                 if let Some(m) = v.as_object_mut() {
@@ -1609,8 +1825,8 @@ impl ApiState {
         let rv = self.next_rv();
         obj["metadata"]["resourceVersion"] = json!(rv);
         let delete_at = self.objects.get(&key).and_then(|e| e.delete_at);
-        self.objects.insert(
-            key,
+        let old = self.objects.insert(
+            key.clone(),
             Obj {
                 kind: rt.kind.clone(),
                 value: obj.clone(),
@@ -1618,6 +1834,8 @@ impl ApiState {
                 delete_at,
             },
         );
+        let kind = if created { "ADDED" } else { "MODIFIED" };
+        self.record(kind, &key, old.map(|o| o.value), &obj);
         if created {
             self.applied.push(Applied {
                 kind: rt.kind.clone(),
@@ -1693,8 +1911,9 @@ impl ApiState {
             v["metadata"]["resourceVersion"] = json!(rv);
             let delete_at = Instant::now() + self.ns_delete_delay;
             let o = self.objects.get_mut(&key).unwrap();
-            o.value = v.clone();
+            let old = std::mem::replace(&mut o.value, v.clone());
             o.delete_at = Some(delete_at);
+            self.record("MODIFIED", &key, Some(old), &v);
             return Resp::json(200, &v);
         }
         let mut v = existing.value.clone();
@@ -1702,18 +1921,20 @@ impl ApiState {
         if dry {
             return Resp::json(200, &v);
         }
-        self.objects.remove(&key);
         if rt.is("apiextensions.k8s.io", "CustomResourceDefinition") {
-            let group = v["spec"]["group"].as_str().unwrap_or_default().to_string();
-            let plural = v["spec"]["names"]["plural"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            self.objects
-                .retain(|k, _| !(k.group == group && k.plural == plural));
+            let (group, plural) = (&v["spec"]["group"], &v["spec"]["names"]["plural"]);
+            let instances: Vec<Key> = (self.objects.keys())
+                .filter(|k| Some(k.group.as_str()) == group.as_str())
+                .filter(|k| Some(k.plural.as_str()) == plural.as_str())
+                .cloned()
+                .collect();
+            for k in instances.iter().chain([&key]) {
+                self.remove(k);
+            }
             v["metadata"]["deletionTimestamp"] = json!(now);
             return Resp::json(200, &v);
         }
+        self.remove(&key);
         let policy = opts["propagationPolicy"].as_str().unwrap_or("");
         if policy == "Foreground" || policy == "Orphan" {
             // The object is returned while its finalizer runs (here: already gone).
@@ -2280,5 +2501,6 @@ fn aggregated_discovery(types: &[ResType], core: bool) -> Resp {
             "items": items,
         }))
         .unwrap(),
+        watch: None,
     }
 }
