@@ -3,14 +3,11 @@
 //! asserts nothing about speed).
 //!
 //! The tools are fakes at latencies proportional to DESIGN.md's table "The problem, in numbers",
-//! scaled 1 s per minute: `docker build` 3 s per image (tests/fixtures/fake-docker), `kind create
-//! cluster` 0.5 s and `kind load` 0.75 s (tests/fixtures/fake-kind), and deploy steps whose
-//! workloads a fake Kubernetes API server (tests/common/fake_apiserver.rs) reports ready after
+//! scaled 1 s per minute: `docker build` 3 s per image (test-support/fixtures/fake-docker), `kind create
+//! cluster` 0.5 s and `kind load` 0.75 s (test-support/fixtures/fake-kind), and deploy steps whose
+//! workloads a fake Kubernetes API server (test-support/src/fake_apiserver) reports ready after
 //! a per-object delay (`infrad.test/ready-after`): `db` 1.5 s, `api` after `db` 2.0 s, `tekton`
 //! 3.0 s. Everything runs on 127.0.0.1; no Docker, kind or network is needed.
-#[path = "../tests/common/fake_apiserver.rs"]
-mod fake_apiserver;
-
 use std::{
     collections::HashMap,
     fmt::Write as _,
@@ -20,7 +17,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use fake_apiserver::{FakeApiServer, READY_AFTER};
 use infrad::{
     config::Config,
     pipeline::Pipeline,
@@ -30,11 +26,12 @@ use infrad::{
     timings::{phases_of_run, run_total},
 };
 use infrad_client::Client;
+use infrad_test_support::{
+    FAKE_DOCKER, FAKE_KIND,
+    fake_apiserver::{FakeApiServer, READY_AFTER},
+};
 use tempfile::TempDir;
 use tokio::{net::TcpListener, sync::oneshot};
-
-const FAKE_KIND: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fake-kind");
-const FAKE_DOCKER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fake-docker");
 
 const PROFILE: &str = "we-e2e";
 /// DESIGN.md's table, 1 s per minute.

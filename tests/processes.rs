@@ -7,7 +7,6 @@
 //! This test runs without libtest (`harness = false`) because it re-executes itself as the
 //! other process: `processes --daemon STATE_DIR` serves with the test provisioner, and
 //! `processes --hold ADDR` holds a lease in a static and exits.
-mod common;
 
 use std::{
     io::{BufRead, BufReader},
@@ -16,9 +15,9 @@ use std::{
     time::Duration,
 };
 
-use common::{TestProvisioner, eventually, ready};
 use infrad::config::Config;
 use infrad_client::{Acquire, Client, Error};
+use infrad_test_support::{TestProvisioner, eventually, ready};
 
 const CONFIG: &str = "[profiles.demo.pool]\nwarm = 2\nmax = 2\nretry_backoff = \"50ms\"\n";
 
@@ -75,7 +74,7 @@ fn hold_in_static(addr: &str) {
 }
 
 async fn a_guard_in_a_static_ends_with_its_ttl() {
-    let daemon = common::TestDaemon::start(CONFIG).await;
+    let daemon = infrad_test_support::TestDaemon::start(CONFIG).await;
     ready(&daemon.client().await, 1).await;
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--hold", &daemon.addr.to_string()])

@@ -1,18 +1,17 @@
 //! The real pipeline against real Docker, the fake kind and a fake Kubernetes API server:
 //! phase order, overlap inside phases, `after`, failures in each phase, cancellation, reset,
 //! shared image builds. Timing claims are checked on recorded timestamps, never on speed.
-mod common;
 
 use std::time::Duration;
 
-use common::{
+use infrad::store::StepRow;
+use infrad_client::Client;
+use infrad_test_support::{
     acquire, counts,
     docker::docker_available,
     eventually, ready,
     world::{FakeWorld, is_private},
 };
-use infrad::store::StepRow;
-use infrad_client::Client;
 
 /// Two images, a CRD and a namespace as bootstrap, and three deploy steps: `db` and `jobs`
 /// independent, `api` after `db`.
@@ -155,7 +154,7 @@ async fn the_pipeline_runs_its_phases_in_hybrid_order() {
         "{loaded}"
     );
     assert!(lease.kubeconfig.contains(&world.api.url()));
-    let kubeconfig = common::state_dir(&daemon.state)
+    let kubeconfig = infrad_test_support::state_dir(&daemon.state)
         .join("clusters")
         .join(format!("{}.kubeconfig", lease.cluster));
     assert!(is_private(&kubeconfig), "the kubeconfig file is mode 0600");
@@ -176,7 +175,7 @@ async fn the_pipeline_runs_its_phases_in_hybrid_order() {
     assert!(crd < widget);
 }
 
-type PipelineDaemon = common::TestDaemon<std::sync::Arc<infrad::pipeline::Pipeline>>;
+type PipelineDaemon = infrad_test_support::TestDaemon<std::sync::Arc<infrad::pipeline::Pipeline>>;
 
 /// Serves `config` until a build fails; returns the failure Status reports.
 async fn first_failure(

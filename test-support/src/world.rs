@@ -1,4 +1,4 @@
-//! A fake world for the real pipeline: the fake `kind` (tests/fixtures/fake-kind, behind a
+//! A fake world for the real pipeline: the fake `kind` (`fixtures/fake-kind`, behind a
 //! wrapper script that sets its knobs), a fake Kubernetes API server its kubeconfigs point
 //! at, and a folder for the recipe's files. Docker is the real one.
 use std::{
@@ -10,9 +10,7 @@ use std::{
 use infrad::{config::Config, pipeline::Pipeline};
 use tempfile::TempDir;
 
-use super::{TestDaemon, fake_apiserver::FakeApiServer, state_dir};
-
-const FAKE_KIND: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fake-kind");
+use crate::{FAKE_KIND, TestDaemon, fake_apiserver::FakeApiServer, state_dir};
 
 /// One call of the fake kind, from its log.
 #[derive(Debug, Clone)]

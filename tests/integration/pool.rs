@@ -1,11 +1,10 @@
 //! Pool behaviour: sizing, build limits, recycling, degradation, shutdown and restart.
-mod common;
 
 use std::time::Duration;
 
-use common::{Event, TestDaemon, acquire, config, counts, eventually, ready};
 use infrad::store::ClusterState;
 use infrad_client::Error;
+use infrad_test_support::{Event, TestDaemon, acquire, config, counts, eventually, ready};
 use tonic::Code;
 
 #[tokio::test]

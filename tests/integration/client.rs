@@ -1,11 +1,10 @@
 //! The test run's side: the lease guard of `infrad-client` and acquiring with progress.
-mod common;
 
 use std::{os::unix::fs::PermissionsExt, time::Duration};
 
-use common::{TestDaemon, acquire, config, counts, eventually, ready};
 use infrad::store::EndReason;
 use infrad_client::{Acquire, Client, proto};
+use infrad_test_support::{TestDaemon, acquire, config, counts, eventually, ready};
 
 async fn live_leases(client: &Client) -> Vec<String> {
     let mut client = client.clone();

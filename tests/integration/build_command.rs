@@ -2,7 +2,6 @@
 //! Docker, the fake kind and a fake Kubernetes API server (served by this test process on
 //! 127.0.0.1; the binary reaches it over loopback). Also: a daemon whose kind is missing
 //! degrades every profile, naming the tool to install.
-mod common;
 
 use std::{
     path::{Path, PathBuf},
@@ -11,14 +10,14 @@ use std::{
     time::Duration,
 };
 
-use common::{
+use infrad::{config::Config, pipeline::Pipeline};
+use infrad_client::Acquire;
+use infrad_test_support::{
     TestDaemon,
     docker::docker_available,
     eventually, state_dir,
     world::{FakeWorld, is_private},
 };
-use infrad::{config::Config, pipeline::Pipeline};
-use infrad_client::Acquire;
 use tempfile::TempDir;
 
 /// A liveness bound for one `infrad build` against the fakes; never a speed assertion.

@@ -1,12 +1,9 @@
 //! The fake API server fixture, driven by kube-rs itself: proves it serves what kube-rs uses.
 
-#[path = "common/fake_apiserver.rs"]
-mod fake_apiserver;
-
 use std::time::{Duration, Instant};
 
-use fake_apiserver::FakeApiServer;
 use futures::{Stream, StreamExt};
+use infrad_test_support::fake_apiserver::FakeApiServer;
 use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{ConfigMap, Namespace},

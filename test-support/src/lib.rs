@@ -1,12 +1,18 @@
-//! Test fixtures: a provisioner that makes pretend clusters (files in a directory, so they
-//! outlive a daemon process), and a daemon served on 127.0.0.1:0.
-#![allow(dead_code, unused_imports)] // Each test crate uses its own part of this module.
+//! What infrad's tests and benchmarks share: a provisioner that makes pretend clusters (files
+//! in a directory, so they outlive a daemon process), a daemon served on 127.0.0.1:0, the fake
+//! `kind` and `docker` executables, a fake Kubernetes API server, and the skip-or-fail checks
+//! for Docker and grpcurl.
 
 pub mod docker;
 pub mod fake_apiserver;
 pub mod grpcurl;
 mod provisioner;
 pub mod world;
+
+/// The fake `kind` executable: kind v0.32's command-line contract (docs/kind-contract.md).
+pub const FAKE_KIND: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/fake-kind");
+/// The fake `docker` executable (benchmarks only).
+pub const FAKE_DOCKER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/fake-docker");
 
 use std::{future::Future, net::SocketAddr, path::Path, time::Duration};
 

@@ -1,11 +1,10 @@
 //! 64 concurrent acquirers on a pool of 8: the invariants, checked in the store.
-mod common;
 
 use std::{collections::HashMap, time::Duration};
 
-use common::{TestDaemon, counts, eventually, ready};
 use infrad::store::{LeaseRow, Millis};
 use infrad_client::Acquire;
+use infrad_test_support::{TestDaemon, counts, eventually, ready};
 use tokio::sync::watch;
 
 const POOL: usize = 8;

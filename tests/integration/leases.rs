@@ -1,10 +1,9 @@
 //! Every lease rule through a real server on 127.0.0.1:0 and infrad-client.
-mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{TestDaemon, acquire, config, counts, eventually, ready};
 use infrad_client::{Acquire, Error, proto};
+use infrad_test_support::{TestDaemon, acquire, config, counts, eventually, ready};
 use tonic::Code;
 
 #[tokio::test]
@@ -181,7 +180,7 @@ async fn release_is_idempotent_and_ends_the_lease() {
         async move {
             provisioner
                 .events()
-                .contains(&common::Event::Destroyed(cluster))
+                .contains(&infrad_test_support::Event::Destroyed(cluster))
         }
     })
     .await;
@@ -212,7 +211,9 @@ async fn an_expired_lease_is_reclaimed_and_says_so() {
         daemon
             .provisioner
             .events()
-            .contains(&common::Event::Destroyed(lease.cluster.clone()))
+            .contains(&infrad_test_support::Event::Destroyed(
+                lease.cluster.clone()
+            ))
     );
     let renew = client
         .renew(&lease.lease_id, &lease.token, None)

@@ -1,5 +1,4 @@
 //! `infrad acquire | renew | release | run` (the built binary) against a daemon served here.
-mod common;
 
 use std::{
     os::unix::fs::PermissionsExt,
@@ -7,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use common::{TestDaemon, config, eventually, ready};
+use infrad_test_support::{TestDaemon, config, eventually, ready};
 use tokio::process::Command;
 
 fn infrad(daemon: &TestDaemon, args: &[&str]) -> Command {
@@ -200,7 +199,8 @@ async fn acquire_shows_plain_progress_lines_when_not_on_a_terminal() {
 
 #[tokio::test]
 async fn grpcurl_streams_progress_then_the_lease() {
-    let Some(grpcurl) = common::grpcurl::find_grpcurl("grpcurl_streams_progress_then_the_lease")
+    let Some(grpcurl) =
+        infrad_test_support::grpcurl::find_grpcurl("grpcurl_streams_progress_then_the_lease")
     else {
         return;
     };

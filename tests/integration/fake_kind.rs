@@ -4,9 +4,7 @@
 //! These run the script without Docker (`FAKE_KIND_NO_DOCKER=1`), except the Docker-backed test,
 //! which is skipped loudly when `docker info` fails, unless `INFRAD_REQUIRE_DOCKER=1` is set, when
 //! it fails instead.
-#[path = "common/docker.rs"]
-mod docker;
-use docker::docker_available;
+use infrad_test_support::docker::docker_available;
 
 use std::{
     fs,
@@ -18,7 +16,7 @@ use std::{
 
 use tempfile::TempDir;
 
-const FAKE_KIND: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fake-kind");
+use infrad_test_support::FAKE_KIND;
 
 /// Every variable the fake reads; cleared so the caller's environment cannot leak in.
 const FAKE_ENV: &[&str] = &[

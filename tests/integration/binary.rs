@@ -4,9 +4,6 @@
 //! grpcurl is looked up on PATH; without it the grpcurl test is skipped, unless `CI` or
 //! `INFRAD_REQUIRE_DOCKER=1` is set, when it fails instead.
 
-#[path = "common/grpcurl.rs"]
-mod grpcurl;
-
 use std::{
     fs::File,
     net::TcpListener,
@@ -17,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use grpcurl::find_grpcurl;
+use infrad_test_support::grpcurl::find_grpcurl;
 use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,

@@ -10,9 +10,7 @@
 //! run them without a network. They are skipped loudly when `docker info` fails, unless
 //! `INFRAD_REQUIRE_DOCKER=1` is set, when they fail instead. They expect the base image
 //! `busybox:1.36.1` (`scripts/seed-busybox-image.sh` seeds it offline).
-#[path = "common/docker.rs"]
-mod docker;
-use docker::docker_available;
+use infrad_test_support::docker::docker_available;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
