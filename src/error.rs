@@ -1,6 +1,9 @@
 use std::time::Duration;
 
-use crate::store::{EndReason, Millis, StateCounts};
+use crate::{
+    store::{EndReason, StateCounts},
+    time::Millis,
+};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -1,7 +1,8 @@
 //! Wall-clock time as the store keeps it (milliseconds since the Unix epoch).
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::store::Millis;
+/// Milliseconds since the Unix epoch: how the store keeps time (portable to PostgreSQL BIGINT).
+pub type Millis = i64;
 
 pub fn now() -> Millis {
     to_millis(SystemTime::now())

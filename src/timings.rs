@@ -125,7 +125,7 @@ mod tests {
             step: name.into(),
             started_at: start,
             ended_at: Some(end),
-            outcome: "succeeded".into(),
+            outcome: crate::store::RunOutcome::Succeeded,
         }
     }
 

@@ -91,7 +91,7 @@ async fn a_guard_in_a_static_ends_with_its_ttl() {
         let store = store.clone();
         async move {
             let lease = store.lease(lease_id).await.unwrap().unwrap();
-            lease.end_reason() == Some(infrad::store::EndReason::Expired)
+            lease.end_reason == Some(infrad::store::EndReason::Expired)
         }
     })
     .await;

@@ -5,7 +5,8 @@ use infrad_client::proto;
 
 use crate::{
     leases::{Grant, ProfileReport},
-    store::{ClusterState, FailureRow, Millis},
+    store::{ClusterState, FailureRow},
+    time::Millis,
     time::{self, duration_between},
     timings::{self, PhaseStats},
 };

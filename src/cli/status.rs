@@ -8,6 +8,7 @@ use infrad_client::{Client, proto};
 use serde_json::{Value, json};
 
 use super::{RefreshArgs, StatusArgs};
+use crate::store::RunFailure;
 
 pub async fn refresh(args: RefreshArgs) -> Result<(), infrad_client::Error> {
     let mut client = Client::connect(&args.addr).await?;
@@ -119,15 +120,13 @@ fn table(status: &proto::StatusResponse, now: SystemTime) -> String {
             let _ = writeln!(out, "  degraded: {}", p.degraded_reason);
         }
         if let Some(f) = &p.last_failure {
-            let code = f
-                .exit_code
-                .map(|c| format!(" (exit {c})"))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  last failure: {} / {}{}: {}",
-                f.phase, f.step, code, f.error
-            );
+            let failure = RunFailure {
+                phase: f.phase.clone(),
+                step: f.step.clone(),
+                exit_code: f.exit_code,
+                error: f.error.clone(),
+            };
+            let _ = writeln!(out, "  last failure: {failure}");
         }
         if !p.clusters.is_empty() {
             let _ = writeln!(
@@ -256,7 +255,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("last failure: cluster / kind create (exit 1): boom"),
+            text.contains("last failure: phase cluster step kind create (exit code 1): boom"),
             "{text}"
         );
         assert!(text.contains("infrad-demo-1a2b3c4d"));

@@ -21,8 +21,8 @@ pub use report::{ClusterReport, ProfileReport, is_stale};
 use crate::{
     Error, Result,
     config::{Config, Profile},
-    store::{EndReason, LeaseRow, Millis, NewLease, StepRow, Store},
-    time::{self, millis},
+    store::{EndReason, LeaseRow, NewLease, StepRow, Store},
+    time::{self, Millis, millis},
 };
 
 /// What Acquire asks for, validated by the API.
@@ -316,7 +316,7 @@ impl Leases {
     /// Why `lease` is no longer live, if it is not; a lease past its expiry is reclaimed here
     /// rather than waiting for the pool's next round.
     async fn lost(&self, lease: &LeaseRow, now: Millis) -> Result<Option<Error>> {
-        match (lease.end_reason(), lease.ended_at) {
+        match (lease.end_reason, lease.ended_at) {
             (Some(EndReason::Expired), _) => Ok(Some(Error::LeaseLost {
                 reason: EndReason::Expired,
                 at: lease.expires_at,
@@ -527,7 +527,7 @@ impl LeaseApi for Leases {
         // A second round only when the lease ended between the read and the write.
         loop {
             let lease = self.owned_lease(lease_id, token).await?;
-            if lease.end_reason() == Some(EndReason::Released) {
+            if lease.end_reason == Some(EndReason::Released) {
                 return Ok(());
             }
             if let Some(lost) = self.lost(&lease, time::now()).await? {

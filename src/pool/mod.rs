@@ -424,14 +424,9 @@ impl<P: Provisioner> Inner<P> {
             .await?
             .filter(|s| s.consecutive >= profile.pool.degraded_after)
             .map(|s| {
-                let f = &s.failure;
-                let code = f
-                    .exit_code
-                    .map(|c| format!(" (exit code {c})"))
-                    .unwrap_or_default();
                 format!(
-                    "{} builds failed in a row; last failure in phase {} step {}{code}: {}",
-                    s.consecutive, f.phase, f.step, f.error
+                    "{} builds failed in a row; last failure in {}",
+                    s.consecutive, s.failure
                 )
             });
         self.leases.set_degraded(&profile.name, reason);

@@ -5,7 +5,10 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{info, warn};
 
-use crate::{store::Store, time};
+use crate::{
+    store::{RunOutcome, Store},
+    time,
+};
 
 use super::provisioner::ProvisionResult;
 
@@ -85,7 +88,7 @@ impl Recorder {
         };
         let result = work.await;
         if let (Some(id), Some((store, _))) = (id, &self.run)
-            && let Err(e) = store.step_ended(id, result.is_ok(), time::now()).await
+            && let Err(e) = store.step_ended(id, outcome(&result), time::now()).await
         {
             warn!(error = %e, phase, step, "cannot record step end");
         }
@@ -99,5 +102,12 @@ impl Recorder {
             error: result.as_ref().err().map(|f| f.error.clone()),
         });
         result
+    }
+}
+
+fn outcome<T>(result: &ProvisionResult<T>) -> RunOutcome {
+    match result {
+        Ok(_) => RunOutcome::Succeeded,
+        Err(_) => RunOutcome::Failed,
     }
 }

@@ -1,12 +1,12 @@
-use std::{fmt, str::FromStr};
-
 use sqlx::{FromRow, QueryBuilder, Sqlite};
 
-use super::{Millis, Store, runs::RunFailure};
-use crate::Result;
+use super::{Store, runs::RunFailure};
+use crate::{Result, time::Millis};
 
-/// Where a cluster is in its life cycle (DESIGN.md, "Cluster life cycle").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Where a cluster is in its life cycle (docs/architecture.md, "The life of a cluster").
+/// Stored as its lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(rename_all = "lowercase")]
 pub enum ClusterState {
     Building,
     Ready,
@@ -28,42 +28,6 @@ impl ClusterState {
         ClusterState::Leased,
         ClusterState::Recycling,
     ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClusterState::Building => "building",
-            ClusterState::Ready => "ready",
-            ClusterState::Leased => "leased",
-            ClusterState::Recycling => "recycling",
-            ClusterState::Failed => "failed",
-            ClusterState::Deleted => "deleted",
-            ClusterState::Gone => "gone",
-        }
-    }
-}
-
-impl fmt::Display for ClusterState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ClusterState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        [
-            ClusterState::Building,
-            ClusterState::Ready,
-            ClusterState::Leased,
-            ClusterState::Recycling,
-            ClusterState::Failed,
-            ClusterState::Deleted,
-            ClusterState::Gone,
-        ]
-        .into_iter()
-        .find(|state| state.as_str() == s)
-        .ok_or_else(|| format!("unknown cluster state {s:?}"))
-    }
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -71,7 +35,6 @@ pub struct ClusterRow {
     pub id: String,
     pub name: String,
     pub profile: String,
-    #[sqlx(try_from = "String")]
     pub state: ClusterState,
     pub host: String,
     pub kubeconfig: Option<String>,
@@ -81,13 +44,6 @@ pub struct ClusterRow {
     pub ready_at: Option<Millis>,
     pub state_changed_at: Millis,
     pub error: Option<String>,
-}
-
-impl TryFrom<String> for ClusterState {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
-    }
 }
 
 /// How many clusters of a profile are in each live state.
@@ -121,11 +77,12 @@ impl Store {
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO clusters (id, name, profile, state, host, created_at, state_changed_at)
-             VALUES (?, ?, ?, 'building', ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id)
         .bind(name)
         .bind(profile)
+        .bind(ClusterState::Building)
         .bind(host)
         .bind(now)
         .bind(now)
@@ -226,10 +183,10 @@ impl Store {
         let moved = sqlx::query(
             "UPDATE clusters SET state = ?, state_changed_at = ? WHERE id = ? AND state = ?",
         )
-        .bind(to.as_str())
+        .bind(to)
         .bind(now)
         .bind(cluster_id)
-        .bind(from.as_str())
+        .bind(from)
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -305,7 +262,7 @@ impl Store {
         ));
         let mut list = query.separated(", ");
         for state in states {
-            list.push_bind(state.as_str());
+            list.push_bind(*state);
         }
         query.push(")");
         if let Some(profile) = profile {
@@ -316,7 +273,7 @@ impl Store {
     }
 
     pub async fn counts(&self, profile: &str) -> Result<StateCounts> {
-        let rows: Vec<(String, i64)> =
+        let rows: Vec<(ClusterState, i64)> =
             sqlx::query_as("SELECT state, COUNT(*) FROM clusters WHERE profile = ? GROUP BY state")
                 .bind(profile)
                 .fetch_all(&self.pool)
@@ -324,12 +281,12 @@ impl Store {
         let mut counts = StateCounts::default();
         for (state, n) in rows {
             let n = u32::try_from(n).unwrap_or(u32::MAX);
-            match state.parse() {
-                Ok(ClusterState::Building) => counts.building = n,
-                Ok(ClusterState::Ready) => counts.ready = n,
-                Ok(ClusterState::Leased) => counts.leased = n,
-                Ok(ClusterState::Recycling) => counts.recycling = n,
-                _ => {}
+            match state {
+                ClusterState::Building => counts.building = n,
+                ClusterState::Ready => counts.ready = n,
+                ClusterState::Leased => counts.leased = n,
+                ClusterState::Recycling => counts.recycling = n,
+                ClusterState::Failed | ClusterState::Deleted | ClusterState::Gone => {}
             }
         }
         Ok(counts)

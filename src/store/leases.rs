@@ -1,12 +1,13 @@
-use std::{fmt, str::FromStr};
+use std::fmt;
 
 use sqlx::{Executor, FromRow, Sqlite, Transaction};
 
-use super::{Millis, Store};
-use crate::Result;
+use super::Store;
+use crate::{Result, time::Millis};
 
-/// Why a lease ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a lease ended. Stored as its lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(rename_all = "lowercase")]
 pub enum EndReason {
     Released,
     Expired,
@@ -14,31 +15,14 @@ pub enum EndReason {
     Gone,
 }
 
-impl EndReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
+// Messages name the reason as it is stored: "lease lost: expired at …".
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
             EndReason::Released => "released",
             EndReason::Expired => "expired",
             EndReason::Gone => "gone",
-        }
-    }
-}
-
-impl fmt::Display for EndReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for EndReason {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "released" => Ok(EndReason::Released),
-            "expired" => Ok(EndReason::Expired),
-            "gone" => Ok(EndReason::Gone),
-            other => Err(format!("unknown lease end reason {other:?}")),
-        }
+        })
     }
 }
 
@@ -56,13 +40,7 @@ pub struct LeaseRow {
     pub acquired_at: Millis,
     pub expires_at: Millis,
     pub ended_at: Option<Millis>,
-    pub end_reason: Option<String>,
-}
-
-impl LeaseRow {
-    pub fn end_reason(&self) -> Option<EndReason> {
-        self.end_reason.as_deref().and_then(|r| r.parse().ok())
-    }
+    pub end_reason: Option<EndReason>,
 }
 
 // The token stays out of debug output, which may reach logs.
@@ -206,7 +184,7 @@ impl Store {
              RETURNING cluster_id",
         )
         .bind(now)
-        .bind(reason.as_str())
+        .bind(reason)
         .bind(lease_id)
         .fetch_optional(&mut *tx)
         .await?;

@@ -18,7 +18,7 @@ use sqlx::{
 
 pub use clusters::{ClusterRow, ClusterState, StateCounts};
 pub use leases::{EndReason, LeaseRow, NewLease};
-pub use runs::{BuildingRow, FailureRow, RunFailure, StepRow};
+pub use runs::{BuildingRow, FailureRow, RunFailure, RunOutcome, StepRow};
 
 use crate::Result;
 
@@ -83,9 +83,6 @@ impl Store {
         self.pool.close().await;
     }
 }
-
-/// Milliseconds since the Unix epoch: how the store keeps time.
-pub type Millis = i64;
 
 #[cfg(test)]
 mod tests;

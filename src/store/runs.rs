@@ -1,7 +1,20 @@
+use std::fmt;
+
 use sqlx::FromRow;
 
-use super::{Millis, Store};
-use crate::Result;
+use super::Store;
+use crate::{Result, time::Millis};
+
+/// How a pipeline run, or one step of it, went. Stored as its lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(rename_all = "lowercase")]
+pub enum RunOutcome {
+    Running,
+    Succeeded,
+    Failed,
+    /// Cut short: the daemon stopped or died while it ran.
+    Cancelled,
+}
 
 /// Where and why a pipeline run failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +24,17 @@ pub struct RunFailure {
     pub exit_code: Option<i32>,
     /// The error, with the tail of the failing command's stderr.
     pub error: String,
+}
+
+/// `phase deploy step api (exit code 1): …`: how every message names a failure.
+impl fmt::Display for RunFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "phase {} step {}", self.phase, self.step)?;
+        if let Some(code) = self.exit_code {
+            write!(f, " (exit code {code})")?;
+        }
+        write!(f, ": {}", self.error)
+    }
 }
 
 /// The newest failed run of a profile and how many runs in a row have failed.
@@ -39,7 +63,7 @@ pub struct StepRow {
     pub step: String,
     pub started_at: Millis,
     pub ended_at: Option<Millis>,
-    pub outcome: String,
+    pub outcome: RunOutcome,
 }
 
 impl Store {
@@ -52,20 +76,21 @@ impl Store {
     ) -> Result<i64> {
         Ok(sqlx::query_scalar(
             "INSERT INTO run_steps (run_id, phase, step, started_at, outcome)
-             VALUES (?, ?, ?, ?, 'running') RETURNING id",
+             VALUES (?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(run_id)
         .bind(phase)
         .bind(step)
         .bind(now)
+        .bind(RunOutcome::Running)
         .fetch_one(&self.pool)
         .await?)
     }
 
-    pub async fn step_ended(&self, step_id: i64, succeeded: bool, now: Millis) -> Result<()> {
+    pub async fn step_ended(&self, step_id: i64, outcome: RunOutcome, now: Millis) -> Result<()> {
         sqlx::query("UPDATE run_steps SET ended_at = ?, outcome = ? WHERE id = ?")
             .bind(now)
-            .bind(if succeeded { "succeeded" } else { "failed" })
+            .bind(outcome)
             .bind(step_id)
             .execute(&self.pool)
             .await?;
@@ -131,7 +156,7 @@ impl Store {
     /// The profile's current streak of failed runs, `None` if its newest finished run succeeded.
     pub async fn failure_streak(&self, profile: &str) -> Result<Option<FailureRow>> {
         type Row = (
-            String,
+            RunOutcome,
             Option<String>,
             Option<String>,
             Option<i32>,
@@ -146,7 +171,10 @@ impl Store {
         .bind(profile)
         .fetch_all(&self.pool)
         .await?;
-        let consecutive = rows.iter().take_while(|r| r.0 == "failed").count();
+        let consecutive = rows
+            .iter()
+            .take_while(|r| r.0 == RunOutcome::Failed)
+            .count();
         let Some((_, phase, step, exit_code, error, ended_at)) = rows.into_iter().next() else {
             return Ok(None);
         };

@@ -1,6 +1,7 @@
 use sqlx::SqlitePool;
 
 use super::*;
+use crate::time::Millis;
 
 async fn store(pool: SqlitePool) -> Store {
     Store::migrated(pool).await.unwrap()
@@ -127,7 +128,7 @@ async fn ending_a_lease_recycles_its_cluster_once(pool: SqlitePool) {
     );
     let row = store.lease("l1").await.unwrap().unwrap();
     assert_eq!(
-        (row.ended_at, row.end_reason()),
+        (row.ended_at, row.end_reason),
         (Some(150), Some(EndReason::Released))
     );
     assert_eq!(
@@ -191,7 +192,7 @@ async fn a_vanished_cluster_takes_its_lease_with_it(pool: SqlitePool) {
     store.grant(&lease("l1", None), 100).await.unwrap();
     store.mark_gone("a", 200).await.unwrap();
     let row = store.lease("l1").await.unwrap().unwrap();
-    assert_eq!(row.end_reason(), Some(EndReason::Gone));
+    assert_eq!(row.end_reason, Some(EndReason::Gone));
     assert_eq!(
         store.cluster("a").await.unwrap().unwrap().state,
         ClusterState::Gone
@@ -264,12 +265,18 @@ async fn build_steps_are_those_of_the_successful_run(pool: SqlitePool) {
         .step_started(run, "build", "image-a", 0)
         .await
         .unwrap();
-    store.step_ended(step, true, 1_500).await.unwrap();
+    store
+        .step_ended(step, RunOutcome::Succeeded, 1_500)
+        .await
+        .unwrap();
     let step = store
         .step_started(run, "cluster", "kind create", 1_500)
         .await
         .unwrap();
-    store.step_ended(step, true, 4_000).await.unwrap();
+    store
+        .step_ended(step, RunOutcome::Succeeded, 4_000)
+        .await
+        .unwrap();
     assert!(store.mark_ready("a", run, "kc", "", 4_000).await.unwrap());
     let steps = store.build_steps("a").await.unwrap();
     let names: Vec<_> = steps
@@ -341,7 +348,10 @@ async fn building_progress_shows_each_builds_newest_running_step(pool: SqlitePoo
         .await
         .unwrap();
     let done = store.step_started(run, "build", "web", 11).await.unwrap();
-    store.step_ended(done, true, 12).await.unwrap();
+    store
+        .step_ended(done, RunOutcome::Succeeded, 12)
+        .await
+        .unwrap();
     store
         .step_started(run, "cluster", "kind create cluster", 13)
         .await

@@ -58,7 +58,7 @@ async fn dropping_a_guard_releases_its_lease() {
     })
     .await;
     let lease = daemon.store().await.lease(&id).await.unwrap().unwrap();
-    assert_eq!(lease.end_reason(), Some(EndReason::Released));
+    assert_eq!(lease.end_reason, Some(EndReason::Released));
 }
 
 #[test]

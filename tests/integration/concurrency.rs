@@ -2,7 +2,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use infrad::store::{LeaseRow, Millis};
+use infrad::{store::LeaseRow, time::Millis};
 use infrad_client::Acquire;
 use infrad_test_support::{TestDaemon, counts, eventually, ready};
 use tokio::sync::watch;
