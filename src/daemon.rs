@@ -19,7 +19,7 @@ use crate::{
     api::{FILE_DESCRIPTOR_SET, LeaseService, LeaseServiceServer},
     config::Config,
     leases::Leases,
-    pool::{Pool, Provisioner},
+    pool::{Pool, PoolState, Provisioner},
     store::Store,
 };
 
@@ -58,15 +58,18 @@ pub async fn serve<P: Provisioner>(
     let config = Arc::new(config);
     let cancel = CancellationToken::new();
     let wake = Arc::new(Notify::new());
+    let pool_state = Arc::new(PoolState::new(Arc::clone(&config), Arc::clone(&wake)));
     let leases = Arc::new(Leases::new(
         store.clone(),
         Arc::clone(&config),
+        Arc::clone(&pool_state),
         Arc::clone(&wake),
         cancel.clone(),
     ));
     let pool = Pool::new(
         store.clone(),
         config,
+        Arc::clone(&pool_state),
         Arc::clone(&leases),
         provisioner,
         wake,
@@ -78,7 +81,7 @@ pub async fn serve<P: Provisioner>(
     let (health, health_service) = tonic_health::server::health_reporter();
     // The store is migrated by now: the service is ready.
     health
-        .set_serving::<LeaseServiceServer<LeaseService<Leases>>>()
+        .set_serving::<LeaseServiceServer<LeaseService<Leases<PoolState>, PoolState>>>()
         .await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -106,7 +109,9 @@ pub async fn serve<P: Provisioner>(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(LeaseServiceServer::new(LeaseService::new(leases)))
+        .add_service(LeaseServiceServer::new(LeaseService::new(
+            leases, pool_state,
+        )))
         .serve_with_incoming_shutdown(
             TcpListenerStream::new(listener),
             cancel.clone().cancelled_owned(),

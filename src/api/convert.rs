@@ -19,8 +19,8 @@ pub(super) fn duration(d: Duration) -> prost_types::Duration {
     prost_types::Duration::try_from(d).unwrap_or_default()
 }
 
-pub(super) fn lease(grant: Grant) -> proto::Lease {
-    let lease = grant.lease;
+pub(super) fn lease(grant: &Grant) -> proto::Lease {
+    let lease = grant.lease().clone();
     proto::Lease {
         lease_id: lease.id,
         token: lease.token,
@@ -31,8 +31,8 @@ pub(super) fn lease(grant: Grant) -> proto::Lease {
         holder: lease.holder,
         acquired_at: Some(timestamp(lease.acquired_at)),
         build: Some(proto::BuildTimings {
-            total: Some(duration(timings::run_total(&grant.build))),
-            phases: timings::phases_of_run(&grant.build)
+            total: Some(duration(timings::run_total(grant.build()))),
+            phases: timings::phases_of_run(grant.build())
                 .into_iter()
                 .map(|phase| proto::PhaseTiming {
                     phase: phase.phase,

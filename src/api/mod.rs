@@ -11,7 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, instrument};
 
-use crate::leases::LeaseApi;
+use crate::{leases::LeaseApi, pool::PoolApi};
 
 /// Generated server stubs; the message types are `infrad_client::proto`'s.
 pub mod pb {
@@ -23,30 +23,34 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("infr
 
 pub use pb::lease_service_server::LeaseServiceServer;
 
-/// `infrad.v1.LeaseService`, generic over the lease domain.
-pub struct LeaseService<L> {
+/// `infrad.v1.LeaseService`, generic over the lease domain and the pool's commands.
+pub struct LeaseService<L, P> {
     leases: Arc<L>,
+    pool: Arc<P>,
 }
 
-impl<L> LeaseService<L> {
-    pub fn new(leases: Arc<L>) -> Self {
-        Self { leases }
+impl<L, P> LeaseService<L, P> {
+    pub fn new(leases: Arc<L>, pool: Arc<P>) -> Self {
+        Self { leases, pool }
     }
 }
 
 #[tonic::async_trait]
-impl<L: LeaseApi> pb::lease_service_server::LeaseService for LeaseService<L> {
+impl<L: LeaseApi, P: PoolApi> pb::lease_service_server::LeaseService for LeaseService<L, P> {
     #[instrument(skip_all, fields(profile, holder), err(level = "warn"))]
     async fn acquire(
         &self,
         request: Request<proto::AcquireRequest>,
     ) -> Result<Response<proto::Lease>, Status> {
-        let params = validate::acquire(request)?;
+        let ask = validate::acquire(request)?;
         tracing::Span::current()
-            .record("profile", params.profile.as_str())
-            .record("holder", params.holder.as_str());
-        let grant = self.leases.acquire(params).await?;
-        Ok(Response::new(convert::lease(grant)))
+            .record("profile", ask.profile.as_str())
+            .record("holder", ask.holder.as_str());
+        let grant = self.leases.acquire(ask).await?;
+        let lease = convert::lease(&grant);
+        // From here tonic sends it; a caller that hung up meanwhile leaves it to its TTL.
+        grant.deliver();
+        Ok(Response::new(lease))
     }
 
     type AcquireWithProgressStream = ReceiverStream<Result<proto::AcquireProgress, Status>>;
@@ -56,13 +60,13 @@ impl<L: LeaseApi> pb::lease_service_server::LeaseService for LeaseService<L> {
         &self,
         request: Request<proto::AcquireRequest>,
     ) -> Result<Response<Self::AcquireWithProgressStream>, Status> {
-        let params = validate::acquire(request)?;
+        let ask = validate::acquire(request)?;
         let span = tracing::Span::current();
-        span.record("profile", params.profile.as_str())
-            .record("holder", params.holder.as_str());
+        span.record("profile", ask.profile.as_str())
+            .record("holder", ask.holder.as_str());
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         let leases = Arc::clone(&self.leases);
-        tokio::spawn(progress::stream(leases, params, tx).instrument(span));
+        tokio::spawn(progress::stream(leases, ask, tx).instrument(span));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
@@ -101,7 +105,7 @@ impl<L: LeaseApi> pb::lease_service_server::LeaseService for LeaseService<L> {
         let profile = request.into_inner().profile;
         tracing::Span::current().record("profile", profile.as_str());
         let profiles = self
-            .leases
+            .pool
             .refresh((!profile.is_empty()).then_some(profile.as_str()))?;
         Ok(Response::new(proto::RefreshResponse { profiles }))
     }
@@ -112,6 +116,7 @@ impl<L: LeaseApi> pb::lease_service_server::LeaseService for LeaseService<L> {
         request: Request<proto::StatusRequest>,
     ) -> Result<Response<proto::StatusResponse>, Status> {
         let profile = request.into_inner().profile;
+        tracing::Span::current().record("profile", profile.as_str());
         let profile = (!profile.is_empty()).then_some(profile);
         let reports = self.leases.status(profile.as_deref()).await?;
         Ok(Response::new(proto::StatusResponse {

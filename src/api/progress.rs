@@ -7,7 +7,7 @@ use tonic::Status;
 
 use super::convert;
 use crate::{
-    leases::{AcquireParams, LeaseApi, Progress},
+    leases::{Ask, LeaseApi, Progress},
     time,
 };
 
@@ -16,11 +16,12 @@ const EVERY: Duration = Duration::from_millis(500);
 pub(super) type Sender = mpsc::Sender<Result<proto::AcquireProgress, Status>>;
 
 /// Runs one Acquire and streams its progress into `tx`; the lease (or error) comes last.
-/// A caller that hangs up drops the Acquire, which leaves no lease behind.
-pub(super) async fn stream<L: LeaseApi>(leases: Arc<L>, params: AcquireParams, tx: Sender) {
-    let profile = params.profile.clone();
+/// A caller that hangs up drops the Acquire, or the grant it could not receive: either way no
+/// lease is left behind.
+pub(super) async fn stream<L: LeaseApi>(leases: Arc<L>, ask: Ask, tx: Sender) {
+    let profile = ask.profile.clone();
     let (queued, waiter) = watch::channel(None);
-    let acquire = leases.acquire_watched(params, &queued);
+    let acquire = leases.acquire_watched(ask, &queued);
     tokio::pin!(acquire);
     let mut ticks = tokio::time::interval(EVERY);
     let outcome = loop {
@@ -37,15 +38,19 @@ pub(super) async fn stream<L: LeaseApi>(leases: Arc<L>, params: AcquireParams, t
             }
         }
     };
-    let granted = outcome.as_ref().ok().map(|grant| grant.lease.id.clone());
-    let last = outcome
-        .map(|grant| message(Event::Lease(convert::lease(grant))))
-        .map_err(Status::from);
-    if tx.send(last).await.is_err()
-        && let Some(lease_id) = granted
-    {
-        // The caller hung up as its lease came: nobody else will ever release it.
-        let _ = leases.abandon(&lease_id).await;
+    match outcome {
+        Ok(grant) => {
+            let last = message(Event::Lease(convert::lease(&grant)));
+            if tx.send(Ok(last)).await.is_ok() {
+                grant.deliver();
+            } else {
+                // The caller hung up as its lease came: nobody else would ever release it.
+                grant.take_back().await;
+            }
+        }
+        Err(e) => {
+            let _ = tx.send(Err(Status::from(e))).await;
+        }
     }
 }
 

@@ -4,12 +4,12 @@ use std::time::Duration;
 use infrad_client::proto;
 use tonic::{Request, Status};
 
-use crate::leases::AcquireParams;
+use crate::leases::Ask;
 
 /// Longest holder or request id accepted, in bytes.
 const MAX_TEXT: usize = 256;
 
-pub(super) fn acquire(request: Request<proto::AcquireRequest>) -> Result<AcquireParams, Status> {
+pub(super) fn acquire(request: Request<proto::AcquireRequest>) -> Result<Ask, Status> {
     let peer = request.remote_addr();
     let request = request.into_inner();
     if request.profile.is_empty() {
@@ -33,7 +33,7 @@ pub(super) fn acquire(request: Request<proto::AcquireRequest>) -> Result<Acquire
                 .map_err(|_| Status::invalid_argument("wait must not be negative"))?,
         ),
     };
-    Ok(AcquireParams {
+    Ok(Ask {
         profile: request.profile,
         holder,
         ttl: ttl(request.ttl)?,

@@ -1,39 +1,56 @@
-//! The lease domain: grants, the FIFO wait, renewal, release, expiry and the degraded state.
-//! It decides; the store persists; the API only validates and maps errors.
+//! The lease domain: grants, the FIFO wait, renewal, release and expiry. It decides; the store
+//! persists; the API only validates and maps errors; what the pool knows (degraded profiles,
+//! current images, stale clusters) it reads through [`PoolView`].
+//!
+//! Words used here, and only in these senses:
+//! - an [`Ask`] is what a caller asks Acquire for, as the API validated it (defaults not applied);
+//! - [`Terms`] are what a lease is granted on: holder, TTL and request id, the profile's
+//!   defaults applied. A waiter in the queue carries its terms;
+//! - a [`Grant`] is a lease granted to one caller and not yet delivered. It is the only owner
+//!   of "no lease is left behind": dropped undelivered, it is *taken back* (the lease row goes,
+//!   the cluster is ready again); `deliver` hands it over for good;
+//! - a [`Place`](queue::Place) is a caller's place in the queue; dropped, the caller leaves it;
+//! - `NewLease` (store) is the row a grant inserts.
+mod grant;
 mod queue;
 mod report;
 pub mod token;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, RwLock},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::info;
 
-pub use queue::Wanted;
-use queue::{Granted, Outcome, Queue};
-pub use report::{ClusterReport, ProfileReport, is_stale};
+pub use grant::Grant;
+use grant::TakeBack;
+use queue::Queue;
+pub use report::{ClusterReport, ProfileReport};
 
 use crate::{
     Error, Result,
     config::{Config, Profile},
-    store::{EndReason, LeaseRow, NewLease, StepRow, Store},
+    store::{ClusterRow, EndReason, LeaseRow, NewLease, Store},
     time::{self, Millis, millis},
 };
 
-/// What Acquire asks for, validated by the API.
+/// What a caller asks Acquire for, validated by the API.
 #[derive(Debug, Clone)]
-pub struct AcquireParams {
+pub struct Ask {
     pub profile: String,
     pub holder: String,
     /// `None`: the profile's default.
     pub ttl: Option<Duration>,
     /// `None`: the profile's default; zero answers at once.
     pub wait: Option<Duration>,
+    pub request_id: Option<String>,
+}
+
+/// What a lease is granted on.
+#[derive(Debug, Clone)]
+pub struct Terms {
+    pub holder: String,
+    pub ttl: Duration,
     pub request_id: Option<String>,
 }
 
@@ -55,25 +72,28 @@ pub struct BuildProgress {
     pub step: Option<(String, String, Duration)>,
 }
 
-/// A granted lease with the timings of the build that made its cluster.
-#[derive(Debug, Clone)]
-pub struct Grant {
-    pub lease: LeaseRow,
-    pub build: Vec<StepRow>,
+/// What the lease domain reads of the pool's own state.
+pub trait PoolView: Send + Sync + 'static {
+    /// Why Acquire of `profile` fails fast when nothing is ready, while it does.
+    fn degraded_reason(&self, profile: &str) -> Option<String>;
+    /// The images fresh clusters of `profile` are built from, once known.
+    fn current_images(&self, profile: &str) -> Option<String>;
+    /// A ready or leased cluster built from older images than the current ones.
+    fn is_stale(&self, cluster: &ClusterRow) -> bool;
 }
 
 /// What the API needs of the lease domain (implemented by [`Leases`]).
 pub trait LeaseApi: Send + Sync + 'static {
-    fn acquire(&self, params: AcquireParams) -> impl Future<Output = Result<Grant>> + Send {
+    fn acquire(&self, ask: Ask) -> impl Future<Output = Result<Grant>> + Send {
         async move {
             let (queued, _) = watch::channel(None);
-            self.acquire_watched(params, &queued).await
+            self.acquire_watched(ask, &queued).await
         }
     }
     /// Acquire, publishing the caller's waiter id on `queued` if it has to wait.
     fn acquire_watched(
         &self,
-        params: AcquireParams,
+        ask: Ask,
         queued: &watch::Sender<Option<u64>>,
     ) -> impl Future<Output = Result<Grant>> + Send;
     /// Where a waiting caller stands and how the build expected to serve it is going;
@@ -95,31 +115,23 @@ pub trait LeaseApi: Send + Sync + 'static {
         &self,
         profile: Option<&str>,
     ) -> impl Future<Output = Result<Vec<ProfileReport>>> + Send;
-    /// Takes back a grant whose caller is known never to have received it.
-    fn abandon(&self, lease_id: &str) -> impl Future<Output = Result<()>> + Send;
-    /// Asks for the images of one profile (or all) to be rebuilt; returns the profiles.
-    fn refresh(&self, profile: Option<&str>) -> Result<Vec<String>>;
 }
 
-pub struct Leases {
+pub struct Leases<V> {
     store: Store,
     config: Arc<Config>,
-    queues: HashMap<String, Arc<Queue>>,
-    /// Profiles whose Acquire fails fast, with the reason.
-    degraded: RwLock<HashMap<String, String>>,
-    /// Per profile, the images clusters are built from now; others are stale.
-    current_images: RwLock<HashMap<String, String>>,
-    /// Profiles whose images are to be rebuilt (`infrad refresh`).
-    refresh_requests: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    queues: std::collections::HashMap<String, Arc<Queue>>,
+    pool: Arc<V>,
     /// Wakes the pool: a lease ended or demand changed.
     pool_wake: Arc<Notify>,
     shutdown: CancellationToken,
 }
 
-impl Leases {
+impl<V: PoolView> Leases<V> {
     pub fn new(
         store: Store,
         config: Arc<Config>,
+        pool: Arc<V>,
         pool_wake: Arc<Notify>,
         shutdown: CancellationToken,
     ) -> Self {
@@ -132,9 +144,7 @@ impl Leases {
             store,
             config,
             queues,
-            degraded: RwLock::default(),
-            current_images: RwLock::default(),
-            refresh_requests: std::sync::Mutex::default(),
+            pool,
             pool_wake,
             shutdown,
         }
@@ -157,64 +167,15 @@ impl Leases {
         self.queues.get(profile).map_or(0, |q| q.len())
     }
 
-    pub fn degraded_reason(&self, profile: &str) -> Option<String> {
-        let degraded = self.degraded.read().unwrap_or_else(|e| e.into_inner());
-        degraded.get(profile).cloned()
-    }
-
-    /// Marks a profile degraded (its waiters fail at once) or healthy again.
-    pub fn set_degraded(&self, profile: &str, reason: Option<String>) {
-        let mut degraded = self.degraded.write().unwrap_or_else(|e| e.into_inner());
-        match reason {
-            Some(reason) => {
-                if let Some(queue) = self.queues.get(profile) {
-                    for waiter in queue.drain() {
-                        let _ = waiter.tx.send(Err(reason.clone()));
-                    }
-                }
-                if degraded
-                    .insert(profile.to_string(), reason.clone())
-                    .as_ref()
-                    != Some(&reason)
-                {
-                    warn!(profile, reason, "profile degraded");
-                }
-            }
-            None => {
-                if degraded.remove(profile).is_some() {
-                    info!(profile, "profile is healthy again");
-                }
+    /// Answers every caller waiting for `profile` with why it is degraded. Taken in turn with
+    /// Acquire's own check, so no caller joins the queue of a profile just degraded.
+    pub async fn fail_waiters(&self, profile: &str, reason: &str) {
+        if let Some(queue) = self.queues.get(profile) {
+            let _serial = queue.grant_lock.lock().await;
+            for waiter in queue.drain() {
+                let _ = waiter.tx.send(Err(reason.to_string()));
             }
         }
-    }
-
-    /// The images a fresh cluster of `profile` is built from, once known.
-    pub fn current_images(&self, profile: &str) -> Option<String> {
-        let current = self
-            .current_images
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
-        current.get(profile).cloned()
-    }
-
-    pub fn set_current_images(&self, profile: &str, images: Option<String>) {
-        let mut current = self
-            .current_images
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        match images {
-            Some(images) => current.insert(profile.to_string(), images),
-            None => current.remove(profile),
-        };
-    }
-
-    /// Profiles whose refresh was asked for since the last call.
-    pub fn take_refresh_requests(&self) -> Vec<String> {
-        let mut requests = self
-            .refresh_requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        std::mem::take(&mut *requests).into_iter().collect()
     }
 
     fn check_ttl(profile: &Profile, ttl: Option<Duration>) -> Result<Duration> {
@@ -230,42 +191,38 @@ impl Leases {
         }
     }
 
-    async fn grant_now(&self, profile: &str, wanted: &Wanted) -> Result<Option<Granted>> {
+    fn take_back(&self) -> TakeBack {
+        TakeBack {
+            store: self.store.clone(),
+            pool_wake: Arc::clone(&self.pool_wake),
+        }
+    }
+
+    async fn grant_now(&self, profile: &str, terms: &Terms) -> Result<Option<Grant>> {
         let (id, token) = (token::new_lease_id(), token::new_token());
-        let fresh = self.current_images(profile);
+        let fresh = self.pool.current_images(profile);
         let lease = NewLease {
             fresh_images: fresh.as_deref(),
             id: &id,
             token: &token,
             profile,
-            holder: &wanted.holder,
-            request_id: wanted.request_id.as_deref(),
-            ttl_ms: millis(wanted.ttl),
+            holder: &terms.holder,
+            request_id: terms.request_id.as_deref(),
+            ttl_ms: millis(terms.ttl),
         };
         let granted = self.store.grant(&lease, time::now()).await?;
-        Ok(granted.map(|lease| Granted {
-            fresh: lease.id == id,
-            lease,
+        Ok(granted.map(|lease| {
+            // Not ours to take back if it is the lease an earlier call got.
+            let ours = lease.id == id;
+            Grant::new(lease, ours.then(|| self.take_back()))
         }))
     }
 
-    /// A new grant on its way to the caller: taken back if the call is dropped (or fails)
-    /// before it is handed over.
-    async fn hand_over(&self, granted: Granted) -> Result<Grant> {
-        let lease = granted.lease;
-        let mut undo = UndoGrant(
-            granted
-                .fresh
-                .then(|| (self.store.clone(), lease.id.clone())),
-        );
-        let grant = self.with_build(lease).await?;
-        undo.0 = None;
-        Ok(grant)
-    }
-
-    async fn with_build(&self, lease: LeaseRow) -> Result<Grant> {
-        let build = self.store.build_steps(&lease.cluster_id).await?;
-        Ok(Grant { lease, build })
+    /// Adds the timings of the build that made the grant's cluster. A store error drops the
+    /// grant, which takes it back.
+    async fn with_build(&self, grant: Grant) -> Result<Grant> {
+        let build = self.store.build_steps(&grant.lease().cluster_id).await?;
+        Ok(grant.with_build(build))
     }
 
     /// Serves waiting callers of `profile` from its ready clusters, first come first served.
@@ -273,19 +230,15 @@ impl Leases {
         let queue = self.queue(profile)?;
         let _serial = queue.grant_lock.lock().await;
         while let Some(waiter) = queue.pop_front() {
-            let granted = self.grant_now(profile, &waiter.wanted).await;
-            let Ok(Some(granted)) = granted else {
+            let granted = self.grant_now(profile, &waiter.terms).await;
+            let Ok(Some(grant)) = granted else {
                 // Nothing ready (or the store failed): the waiter keeps its place.
                 queue.push_front(waiter);
                 return granted.map(drop);
             };
-            if let Err(Ok(granted)) = waiter.tx.send(Ok(granted))
-                && granted.fresh
-            {
+            if let Err(Ok(grant)) = waiter.tx.send(Ok(grant)) {
                 // The caller left between the pop and the grant.
-                self.store
-                    .undo_grant(&granted.lease.id, time::now())
-                    .await?;
+                grant.take_back().await;
             }
         }
         Ok(())
@@ -346,89 +299,42 @@ impl Leases {
     }
 }
 
-/// Hands back a grant its caller never took: the caller gave up (deadline, disconnect) while
-/// the grant was on its way, and no lease may be left behind.
-struct PendingGrant {
-    rx: Option<oneshot::Receiver<Outcome>>,
-    queue: Arc<Queue>,
-    id: u64,
-    store: Store,
-}
-
-impl PendingGrant {
-    /// Leaves the queue; returns a grant that arrived meanwhile, if any.
-    fn leave(&mut self) -> Option<Outcome> {
-        self.queue.remove(self.id);
-        let mut rx = self.rx.take()?;
-        rx.close();
-        rx.try_recv().ok()
-    }
-}
-
-impl Drop for PendingGrant {
-    fn drop(&mut self) {
-        if let Some(Ok(granted)) = self.leave() {
-            drop(UndoGrant(
-                granted
-                    .fresh
-                    .then(|| (self.store.clone(), granted.lease.id)),
-            ));
-        }
-    }
-}
-
-/// Takes a grant back when dropped while armed (`Some`).
-struct UndoGrant(Option<(Store, String)>);
-
-impl Drop for UndoGrant {
-    fn drop(&mut self) {
-        if let Some((store, lease_id)) = self.0.take() {
-            debug!(lease_id, "caller left; taking back its grant");
-            tokio::spawn(async move {
-                if let Err(e) = store.undo_grant(&lease_id, time::now()).await {
-                    warn!(error = %e, lease_id, "could not take back an abandoned grant");
-                }
-            });
-        }
-    }
-}
-
-impl LeaseApi for Leases {
+impl<V: PoolView> LeaseApi for Leases<V> {
     async fn acquire_watched(
         &self,
-        params: AcquireParams,
+        ask: Ask,
         queued: &watch::Sender<Option<u64>>,
     ) -> Result<Grant> {
-        let profile = self.profile(&params.profile)?.clone();
-        let wanted = Wanted {
-            holder: params.holder,
-            ttl: Self::check_ttl(&profile, params.ttl)?,
-            request_id: params.request_id,
+        let profile = self.profile(&ask.profile)?.clone();
+        let terms = Terms {
+            holder: ask.holder,
+            ttl: Self::check_ttl(&profile, ask.ttl)?,
+            request_id: ask.request_id,
         };
-        if let Some(request_id) = &wanted.request_id
+        if let Some(request_id) = &terms.request_id
             && let Some(lease) = self
                 .store
-                .lease_by_request(&profile.name, &wanted.holder, request_id)
+                .lease_by_request(&profile.name, &terms.holder, request_id)
                 .await?
         {
             // A retry that comes after its lease ended must not look like a live grant.
             if let Some(lost) = self.lost(&lease, time::now()).await? {
                 return Err(lost);
             }
-            return self.with_build(lease).await;
+            return self.with_build(Grant::new(lease, None)).await;
         }
-        let wait = params.wait.unwrap_or(profile.pool.acquire_wait);
-        let queue = self.queue(&profile.name)?.clone();
-        let (id, rx) = {
+        let wait = ask.wait.unwrap_or(profile.pool.acquire_wait);
+        let queue = self.queue(&profile.name)?;
+        let mut place = {
             let _serial = queue.grant_lock.lock().await;
             // Nobody ahead: take a ready cluster at once if there is one.
             if queue.is_empty()
-                && let Some(granted) = self.grant_now(&profile.name, &wanted).await?
+                && let Some(grant) = self.grant_now(&profile.name, &terms).await?
             {
-                return self.hand_over(granted).await;
+                return self.with_build(grant).await;
             }
             // Degraded fails fast only when nothing is ready: a ready cluster never hangs.
-            if let Some(reason) = self.degraded_reason(&profile.name) {
+            if let Some(reason) = self.pool.degraded_reason(&profile.name) {
                 return Err(Error::Degraded {
                     profile: profile.name.clone(),
                     reason,
@@ -437,32 +343,22 @@ impl LeaseApi for Leases {
             if wait.is_zero() {
                 return Err(self.no_cluster(&profile, wait).await?);
             }
-            queue.push(wanted)
+            queue.push(terms)
         };
         self.pool_wake.notify_one();
-        queued.send_replace(Some(id));
-        let mut pending = PendingGrant {
-            rx: Some(rx),
-            queue,
-            id,
-            store: self.store.clone(),
-        };
-        let rx = pending.rx.as_mut().expect("receiver is set");
+        queued.send_replace(Some(place.id));
         let outcome = tokio::select! {
-            outcome = rx => outcome.ok(),
-            () = tokio::time::sleep(wait) => pending.leave(),
+            outcome = place.served() => outcome,
+            () = tokio::time::sleep(wait) => place.leave(),
             () = self.shutdown.cancelled() => {
-                if let Some(Ok(granted)) = pending.leave()
-                    && granted.fresh
-                {
-                    self.store.undo_grant(&granted.lease.id, time::now()).await?;
+                if let Some(Ok(grant)) = place.leave() {
+                    grant.take_back().await;
                 }
                 return Err(Error::ShuttingDown);
             }
         };
-        pending.rx = None;
         match outcome {
-            Some(Ok(granted)) => self.hand_over(granted).await,
+            Some(Ok(grant)) => self.with_build(grant).await,
             Some(Err(reason)) => Err(Error::Degraded {
                 profile: profile.name.clone(),
                 reason,
@@ -546,29 +442,6 @@ impl LeaseApi for Leases {
         }
     }
 
-    async fn abandon(&self, lease_id: &str) -> Result<()> {
-        info!(
-            lease_id,
-            "caller left before receiving its lease; taking it back"
-        );
-        self.store.undo_grant(lease_id, time::now()).await?;
-        self.pool_wake.notify_one();
-        Ok(())
-    }
-
-    fn refresh(&self, profile: Option<&str>) -> Result<Vec<String>> {
-        let profiles: Vec<String> = match profile {
-            Some(name) => vec![self.profile(name)?.name.clone()],
-            None => self.config.profiles.keys().cloned().collect(),
-        };
-        self.refresh_requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(profiles.iter().cloned());
-        self.pool_wake.notify_one();
-        Ok(profiles)
-    }
-
     async fn status(&self, profile: Option<&str>) -> Result<Vec<ProfileReport>> {
         let profiles: Vec<&Arc<Profile>> = match profile {
             Some(name) => vec![self.profile(name)?],
@@ -580,11 +453,8 @@ impl LeaseApi for Leases {
                 report::profile_report(
                     &self.store,
                     profile,
-                    report::Live {
-                        waiting: self.waiting(&profile.name),
-                        degraded: self.degraded_reason(&profile.name),
-                        current_images: self.current_images(&profile.name),
-                    },
+                    self.waiting(&profile.name),
+                    self.pool.as_ref(),
                 )
                 .await?,
             );

@@ -1,37 +1,48 @@
 //! The FIFO queue of callers waiting for a ready cluster of one profile.
 use std::{
     collections::VecDeque,
-    sync::{Mutex, MutexGuard},
-    time::Duration,
+    sync::{Arc, Mutex, MutexGuard},
 };
 
 use tokio::sync::oneshot;
 
-use crate::store::LeaseRow;
+use super::{Grant, Terms};
 
-/// What a waiter is sent: its lease, or why the profile became degraded.
-pub type Outcome = Result<Granted, String>;
-
-/// A lease from a grant; `fresh` unless it is the lease an earlier call with the same
-/// request id got (which must never be taken back on this call's behalf).
-#[derive(Debug)]
-pub struct Granted {
-    pub lease: LeaseRow,
-    pub fresh: bool,
-}
-
-/// What a waiter needs granted.
-#[derive(Debug, Clone)]
-pub struct Wanted {
-    pub holder: String,
-    pub ttl: Duration,
-    pub request_id: Option<String>,
-}
+/// What a waiter is sent: its grant, or why the profile became degraded.
+pub type Outcome = Result<Grant, String>;
 
 pub struct Waiter {
     pub id: u64,
-    pub wanted: Wanted,
+    pub terms: Terms,
     pub tx: oneshot::Sender<Outcome>,
+}
+
+/// A caller's place in the queue. Dropped, it leaves the queue, and a grant sent to it that it
+/// never took is dropped with it (and so taken back).
+pub struct Place {
+    pub id: u64,
+    queue: Arc<Queue>,
+    rx: oneshot::Receiver<Outcome>,
+}
+
+impl Place {
+    /// Waits for this caller's turn; `None` if the queue was dropped.
+    pub async fn served(&mut self) -> Option<Outcome> {
+        (&mut self.rx).await.ok()
+    }
+
+    /// Leaves the queue; returns what arrived meanwhile, if anything.
+    pub fn leave(&mut self) -> Option<Outcome> {
+        self.queue.remove(self.id);
+        self.rx.close();
+        self.rx.try_recv().ok()
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.queue.remove(self.id);
+    }
 }
 
 #[derive(Default)]
@@ -56,16 +67,20 @@ impl Queue {
         self.waiters().is_empty()
     }
 
-    /// Joins the back of the queue; returns the waiter's id and where its outcome arrives.
-    pub fn push(&self, wanted: Wanted) -> (u64, oneshot::Receiver<Outcome>) {
+    /// Joins the back of the queue.
+    pub fn push(self: &Arc<Self>, terms: Terms) -> Place {
         let id = {
             let mut next = self.next_id.lock().unwrap_or_else(|e| e.into_inner());
             *next += 1;
             *next
         };
         let (tx, rx) = oneshot::channel();
-        self.waiters().push_back(Waiter { id, wanted, tx });
-        (id, rx)
+        self.waiters().push_back(Waiter { id, terms, tx });
+        Place {
+            id,
+            queue: Arc::clone(self),
+            rx,
+        }
     }
 
     /// The first waiter still listening (those who left are dropped on the way).
@@ -102,10 +117,12 @@ impl Queue {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
-    fn wanted(holder: &str) -> Wanted {
-        Wanted {
+    fn terms(holder: &str) -> Terms {
+        Terms {
             holder: holder.into(),
             ttl: Duration::from_secs(1),
             request_id: None,
@@ -114,24 +131,24 @@ mod tests {
 
     #[test]
     fn serves_in_arrival_order_and_skips_those_who_left() {
-        let queue = Queue::default();
-        let (_, rx_a) = queue.push(wanted("a"));
-        let (_, rx_b) = queue.push(wanted("b"));
-        let (id_c, _rx_c) = queue.push(wanted("c"));
-        let (_, _rx_d) = queue.push(wanted("d"));
-        drop(rx_b);
-        queue.remove(id_c);
+        let queue = Arc::new(Queue::default());
+        let a = queue.push(terms("a"));
+        let mut b = queue.push(terms("b"));
+        let c = queue.push(terms("c"));
+        let _d = queue.push(terms("d"));
+        b.rx.close();
+        drop(c);
         assert_eq!(queue.len(), 3, "b is still queued until popped");
         let first = queue.pop_front().unwrap();
-        assert_eq!(first.wanted.holder, "a");
+        assert_eq!(first.terms.holder, "a");
         queue.push_front(first);
-        assert_eq!(queue.pop_front().unwrap().wanted.holder, "a");
+        assert_eq!(queue.pop_front().unwrap().terms.holder, "a");
         assert_eq!(
-            queue.pop_front().unwrap().wanted.holder,
+            queue.pop_front().unwrap().terms.holder,
             "d",
-            "b left and c was removed"
+            "b stopped listening and c left"
         );
         assert!(queue.pop_front().is_none());
-        drop(rx_a);
+        drop(a);
     }
 }

@@ -1,4 +1,5 @@
 //! What Status shows of one profile.
+use super::PoolView;
 use crate::{
     Result,
     config::Profile,
@@ -16,13 +17,6 @@ pub struct ClusterReport {
     pub holder: Option<String>,
     /// Built from images older than the profile's current ones.
     pub stale: bool,
-}
-
-/// What only the running daemon knows of a profile.
-pub(super) struct Live {
-    pub waiting: usize,
-    pub degraded: Option<String>,
-    pub current_images: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -44,7 +38,8 @@ pub struct ProfileReport {
 pub(super) async fn profile_report(
     store: &Store,
     profile: &Profile,
-    live: Live,
+    waiting: usize,
+    pool: &impl PoolView,
 ) -> Result<ProfileReport> {
     let leases = store.live_leases(Some(&profile.name)).await?;
     let clusters = store
@@ -52,7 +47,7 @@ pub(super) async fn profile_report(
         .await?
         .into_iter()
         .map(|cluster| ClusterReport {
-            stale: is_stale(&cluster, live.current_images.as_deref()),
+            stale: pool.is_stale(&cluster),
             holder: leases
                 .iter()
                 .find(|l| l.cluster_id == cluster.id)
@@ -65,19 +60,11 @@ pub(super) async fn profile_report(
         warm: profile.pool.warm,
         max: profile.pool.max,
         counts: store.counts(&profile.name).await?,
-        waiting: u32::try_from(live.waiting).unwrap_or(u32::MAX),
-        degraded: live.degraded,
+        waiting: u32::try_from(waiting).unwrap_or(u32::MAX),
+        degraded: pool.degraded_reason(&profile.name),
         failure: store.failure_streak(&profile.name).await?,
         clusters,
         leases,
         phase_stats: timings::phase_stats(&store.recent_steps(&profile.name, STATS_RUNS).await?),
     })
-}
-
-/// A ready or leased cluster built from other images than the current ones.
-pub fn is_stale(cluster: &ClusterRow, current_images: Option<&str>) -> bool {
-    match (current_images, &cluster.images) {
-        (Some(current), Some(built)) => cluster.ready_at.is_some() && built != current,
-        _ => false,
-    }
 }

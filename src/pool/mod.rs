@@ -1,27 +1,27 @@
 //! Keeps each profile's pool at its warm size: builds clusters through the [`Provisioner`],
 //! recycles them when leases end, backs off and degrades when builds keep failing, and
 //! reconciles the store with the provisioner's own list at start-up.
+mod demand;
 mod provisioner;
 mod reconcile;
 mod recorder;
+mod state;
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{Instrument, error, info, info_span, warn};
 
+pub use demand::Demand;
 pub use provisioner::{Built, ClusterSpec, ProvisionResult, Provisioner};
 pub use recorder::{Recorder, StepEvent};
+pub use state::{PoolApi, PoolState};
 
 use crate::{
     Result,
     config::{Config, Profile, Recycle},
-    leases::{Leases, is_stale},
+    leases::PoolView,
     store::{ClusterRow, ClusterState, StateCounts, Store},
     time,
 };
@@ -35,36 +35,31 @@ const PREFLIGHT_RETRY: Duration = Duration::from_secs(10);
 /// Busy-set key of a profile's running image refresh.
 const REFRESH: &str = "refresh:";
 
-pub struct Pool<P> {
-    inner: Arc<Inner<P>>,
+pub struct Pool<P, D> {
+    inner: Arc<Inner<P, D>>,
 }
 
-struct Inner<P> {
+struct Inner<P, D> {
     store: Store,
     config: Arc<Config>,
-    leases: Arc<Leases>,
+    state: Arc<PoolState>,
+    leases: Arc<D>,
     provisioner: Arc<P>,
     /// Pipelines running at once, daemon-wide.
     builds: Arc<Semaphore>,
     wake: Arc<Notify>,
     host: String,
-    /// Clusters with a task at work on them (building or recycling).
-    busy: Mutex<HashSet<String>>,
-    /// Per profile: no new build before this instant (backoff after failures).
-    not_before: Mutex<HashMap<String, Instant>>,
-    /// When the tools were last found missing; no builds start meanwhile.
-    tools_missing: Mutex<Option<Instant>>,
-    /// When images were last refreshed on the configured interval.
-    last_refresh: Mutex<Instant>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
 
-impl<P: Provisioner> Pool<P> {
+impl<P: Provisioner, D: Demand> Pool<P, D> {
+    /// `state` is shared with the lease domain and the API; `wake` is the notifier they hold.
     pub fn new(
         store: Store,
         config: Arc<Config>,
-        leases: Arc<Leases>,
+        state: Arc<PoolState>,
+        leases: Arc<D>,
         provisioner: P,
         wake: Arc<Notify>,
         shutdown: CancellationToken,
@@ -78,14 +73,11 @@ impl<P: Provisioner> Pool<P> {
                 builds: Arc::new(Semaphore::new(config.daemon.max_concurrent_builds)),
                 store,
                 config,
+                state,
                 leases,
                 provisioner: Arc::new(provisioner),
                 wake,
                 host,
-                busy: Mutex::default(),
-                not_before: Mutex::default(),
-                tools_missing: Mutex::default(),
-                last_refresh: Mutex::new(Instant::now()),
                 tasks: TaskTracker::new(),
                 shutdown,
             }),
@@ -125,10 +117,10 @@ impl<P: Provisioner> Pool<P> {
     }
 }
 
-impl<P: Provisioner> Inner<P> {
+impl<P: Provisioner, D: Demand> Inner<P, D> {
     async fn tick(self: Arc<Self>) -> Result<()> {
         self.leases.expire_due().await?;
-        let last_missing = *self.tools_missing.lock().unwrap_or_else(|e| e.into_inner());
+        let last_missing = self.state.tools_missing_since();
         if last_missing.is_some_and(|at| at.elapsed() >= PREFLIGHT_RETRY) {
             self.check_tools().await;
         }
@@ -137,7 +129,7 @@ impl<P: Provisioner> Inner<P> {
             .clusters(None, &[ClusterState::Recycling])
             .await?
         {
-            if self.claim(&cluster.id)
+            if self.state.claim(&cluster.id)
                 && let Some(profile) = self.config.profile(&cluster.profile).cloned()
             {
                 let this = Arc::clone(&self);
@@ -145,9 +137,12 @@ impl<P: Provisioner> Inner<P> {
                 self.spawn(this.recycle(cluster, profile).instrument(span));
             }
         }
-        for profile in self.refresh_due() {
+        for profile in self
+            .state
+            .take_refresh_due(self.config.daemon.refresh_interval)
+        {
             if let Some(profile) = self.config.profile(&profile).cloned()
-                && self.claim(&format!("{REFRESH}{}", profile.name))
+                && self.state.claim(&format!("{REFRESH}{}", profile.name))
             {
                 let this = Arc::clone(&self);
                 let span = info_span!("refresh", profile = %profile.name);
@@ -162,9 +157,10 @@ impl<P: Provisioner> Inner<P> {
             {
                 error!(error = %e, profile = %profile.name, "cannot serve waiting callers");
             }
-            let current = self.provisioner.current_images(&profile.name);
-            self.leases
-                .set_current_images(&profile.name, current.clone());
+            self.state.set_current_images(
+                &profile.name,
+                self.provisioner.current_images(&profile.name),
+            );
             // One snapshot for both decisions, so they cannot disagree about the pool.
             let counts = self.store.counts(&profile.name).await?;
             let stale: Vec<ClusterRow> = self
@@ -172,7 +168,7 @@ impl<P: Provisioner> Inner<P> {
                 .clusters(Some(&profile.name), &[ClusterState::Ready])
                 .await?
                 .into_iter()
-                .filter(|c| is_stale(c, current.as_deref()))
+                .filter(|c| self.state.is_stale(c))
                 .collect();
             // A replacement starting to build holds the next retirement back.
             let started = Arc::clone(&self)
@@ -185,37 +181,20 @@ impl<P: Provisioner> Inner<P> {
         Ok(())
     }
 
-    /// Profiles whose images are to be rebuilt now: asked for, or due by the interval.
-    fn refresh_due(&self) -> Vec<String> {
-        let mut due = self.leases.take_refresh_requests();
-        if let Some(interval) = self.config.daemon.refresh_interval {
-            let mut last = self.last_refresh.lock().unwrap_or_else(|e| e.into_inner());
-            if last.elapsed() >= interval {
-                *last = Instant::now();
-                due.extend(self.config.profiles.keys().cloned());
-            }
-        }
-        due
-    }
-
     async fn refresh(self: Arc<Self>, profile: Arc<Profile>) {
         info!("rebuilding images");
         match self.provisioner.refresh(&profile).await {
             Ok(()) => info!("images rebuilt"),
             Err(e) => warn!(step = %e.step, error = %e.error, "image refresh failed"),
         }
-        self.unclaim(&format!("{REFRESH}{}", profile.name));
+        self.state.unclaim(&format!("{REFRESH}{}", profile.name));
         self.wake.notify_one();
     }
 
     /// Replaces stale ready clusters one at a time: one goes only while nothing of the profile
     /// is being built or recycled, and the pool then builds a fresh one in its place.
     async fn retire_stale(&self, counts: &StateCounts, stale: &[ClusterRow]) -> Result<()> {
-        let tools_missing = self
-            .tools_missing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some();
+        let tools_missing = self.state.tools_missing_since().is_some();
         if tools_missing || counts.building > 0 || counts.recycling > 0 {
             return Ok(());
         }
@@ -245,21 +224,6 @@ impl<P: Provisioner> Inner<P> {
         });
     }
 
-    /// Marks a cluster as worked on; false if a task already has it.
-    fn claim(&self, cluster_id: &str) -> bool {
-        self.busy
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(cluster_id.to_string())
-    }
-
-    fn unclaim(&self, cluster_id: &str) {
-        self.busy
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(cluster_id);
-    }
-
     /// Starts builds until the profile has its warm clusters (or one per waiter), within `max`
     /// and the daemon-wide build limit.
     /// Returns how many builds it started.
@@ -269,17 +233,8 @@ impl<P: Provisioner> Inner<P> {
         counts: &StateCounts,
         stale_ready: usize,
     ) -> Result<u32> {
-        let backing_off = self
-            .not_before
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&profile.name)
-            .is_some_and(|t| Instant::now() < *t);
-        let tools_missing = self
-            .tools_missing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some();
+        let backing_off = self.state.backing_off(&profile.name);
+        let tools_missing = self.state.tools_missing_since().is_some();
         if backing_off || tools_missing || self.shutdown.is_cancelled() {
             return Ok(0);
         }
@@ -313,7 +268,7 @@ impl<P: Provisioner> Inner<P> {
                     time::now(),
                 )
                 .await?;
-            self.claim(&cluster.id);
+            self.state.claim(&cluster.id);
             let span = info_span!("build", cluster = %cluster.name, run_id);
             let this = Arc::clone(&self);
             self.spawn(this.build(cluster, run_id, permit).instrument(span));
@@ -335,10 +290,7 @@ impl<P: Provisioner> Inner<P> {
         let stored = match outcome {
             Ok(built) => {
                 info!("cluster ready");
-                self.not_before
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&profile.name);
+                self.state.back_off(&profile.name, None);
                 match self
                     .store
                     .mark_ready(
@@ -375,7 +327,7 @@ impl<P: Provisioner> Inner<P> {
         if let Err(e) = self.leases.dispatch(&profile.name).await {
             error!(error = %e, "cannot serve waiting callers");
         }
-        self.unclaim(&cluster.id);
+        self.state.unclaim(&cluster.id);
         self.wake.notify_one();
     }
 
@@ -385,10 +337,7 @@ impl<P: Provisioner> Inner<P> {
         let failures = streak.as_ref().map_or(1, |s| s.consecutive);
         let delay = backoff(profile, failures);
         info!(failures, retry_in = %humantime::format_duration(delay), "next build backs off");
-        self.not_before
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(profile.name.clone(), Instant::now() + delay);
+        self.state.back_off(&profile.name, Some(delay));
         self.refresh_degraded(profile).await
     }
 
@@ -397,7 +346,7 @@ impl<P: Provisioner> Inner<P> {
     async fn check_tools(&self) {
         match self.provisioner.preflight().await {
             Ok(()) => {
-                *self.tools_missing.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                self.state.set_tools_missing(false);
                 // Degraded again only if the build history says so.
                 for profile in self.config.profiles.values() {
                     if let Err(e) = self.refresh_degraded(profile).await {
@@ -406,11 +355,10 @@ impl<P: Provisioner> Inner<P> {
                 }
             }
             Err(failure) => {
-                *self.tools_missing.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(Instant::now());
+                self.state.set_tools_missing(true);
+                let reason = format!("cannot build clusters: {}", failure.error);
                 for profile in self.config.profiles.keys() {
-                    let reason = format!("cannot build clusters: {}", failure.error);
-                    self.leases.set_degraded(profile, Some(reason));
+                    self.degrade(profile, Some(reason.clone())).await;
                 }
             }
         }
@@ -429,17 +377,24 @@ impl<P: Provisioner> Inner<P> {
                     s.consecutive, s.failure
                 )
             });
-        self.leases.set_degraded(&profile.name, reason);
+        self.degrade(&profile.name, reason).await;
         Ok(())
+    }
+
+    /// Marks a profile degraded (its waiters are answered with why) or healthy again.
+    async fn degrade(&self, profile: &str, reason: Option<String>) {
+        self.state.set_degraded(profile, reason.clone());
+        if let Some(reason) = reason {
+            self.leases.fail_waiters(profile, &reason).await;
+        }
     }
 
     /// A leased cluster came back: reset it or replace it, as the profile says.
     async fn recycle(self: Arc<Self>, cluster: ClusterRow, profile: Arc<Profile>) {
         // A cluster that was never ready has nothing worth resetting, and a stale one must go.
-        let current = self.leases.current_images(&profile.name);
         let reset = profile.pool.recycle == Recycle::Reset
             && cluster.ready_at.is_some()
-            && !is_stale(&cluster, current.as_deref());
+            && !self.state.is_stale(&cluster);
         if reset {
             let spec = ClusterSpec {
                 id: cluster.id.clone(),
@@ -466,7 +421,7 @@ impl<P: Provisioner> Inner<P> {
                         }
                         Err(e) => error!(error = %e, "cannot record the reset"),
                     }
-                    self.unclaim(&cluster.id);
+                    self.state.unclaim(&cluster.id);
                     self.wake.notify_one();
                     return;
                 }
@@ -494,7 +449,7 @@ impl<P: Provisioner> Inner<P> {
                 tokio::time::sleep(DESTROY_RETRY).await;
             }
         }
-        self.unclaim(&cluster.id);
+        self.state.unclaim(&cluster.id);
         self.wake.notify_one();
     }
 }

@@ -3,13 +3,13 @@ use std::collections::HashSet;
 
 use tracing::{info, warn};
 
-use super::{Inner, Provisioner};
+use super::{Demand, Inner, Provisioner};
 use crate::{Result, store::ClusterState, time};
 
 /// Clusters named so are infrad's; unknown ones are orphans of an earlier life.
 const NAME_PREFIX: &str = "infrad-";
 
-impl<P: Provisioner> Inner<P> {
+impl<P: Provisioner, D: Demand> Inner<P, D> {
     pub(super) async fn reconcile(&self) -> Result<()> {
         let known = self.store.clusters(None, &ClusterState::LIVE).await?;
         // Half-built clusters cannot be resumed: delete them (through recycling) and rebuild.

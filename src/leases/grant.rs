@@ -1,0 +1,102 @@
+//! [`Grant`]: the one owner of "no lease is left behind".
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use crate::{
+    store::{LeaseRow, StepRow, Store},
+    time,
+};
+
+/// A lease granted to one caller and not yet delivered to it. Dropped undelivered — the caller
+/// hung up, its deadline passed, the daemon is stopping, a stream could not send it — the lease
+/// is taken back and its cluster is ready again. [`Grant::deliver`] is the only way out.
+#[derive(Debug)]
+pub struct Grant {
+    lease: LeaseRow,
+    build: Vec<StepRow>,
+    /// `None` for a lease an earlier call with the same request id got: it belongs to that
+    /// call, and is never taken back on this one's behalf.
+    take_back: Option<TakeBack>,
+}
+
+/// What taking a grant back needs: the store, and a nudge for the pool to serve the cluster.
+#[derive(Clone)]
+pub(super) struct TakeBack {
+    pub store: Store,
+    pub pool_wake: Arc<Notify>,
+}
+
+impl std::fmt::Debug for TakeBack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TakeBack")
+    }
+}
+
+impl TakeBack {
+    async fn run(self, lease_id: String) {
+        info!(
+            lease_id,
+            "the caller never received its lease; taking it back"
+        );
+        match self.store.undo_grant(&lease_id, time::now()).await {
+            Ok(()) => self.pool_wake.notify_one(),
+            Err(e) => warn!(error = %e, lease_id, "cannot take back a grant; it ends with its TTL"),
+        }
+    }
+}
+
+impl Grant {
+    /// A fresh grant (`take_back` set) or a retry's existing lease (`None`).
+    pub(super) fn new(lease: LeaseRow, take_back: Option<TakeBack>) -> Self {
+        Self {
+            lease,
+            build: Vec::new(),
+            take_back,
+        }
+    }
+
+    pub(super) fn with_build(mut self, build: Vec<StepRow>) -> Self {
+        self.build = build;
+        self
+    }
+
+    pub fn lease(&self) -> &LeaseRow {
+        &self.lease
+    }
+
+    /// The steps of the run that built the lease's cluster.
+    pub fn build(&self) -> &[StepRow] {
+        &self.build
+    }
+
+    /// The caller has its lease: from now on only Release or expiry ends it.
+    pub fn deliver(mut self) {
+        self.take_back = None;
+    }
+
+    /// Takes the grant back now and waits until the store has it (where a caller must not
+    /// return before, such as at shutdown, when the store closes next).
+    pub async fn take_back(mut self) {
+        if let Some(take_back) = self.take_back.take() {
+            take_back.run(self.lease.id.clone()).await;
+        }
+    }
+}
+
+impl Drop for Grant {
+    fn drop(&mut self) {
+        let Some(take_back) = self.take_back.take() else {
+            return;
+        };
+        let lease_id = self.lease.id.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(take_back.run(lease_id))),
+            Err(_) => warn!(
+                lease_id,
+                "no runtime to take back a grant; it ends with its TTL"
+            ),
+        }
+    }
+}
