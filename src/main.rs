@@ -10,8 +10,8 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // The message is for people: no backtrace, whatever RUST_BACKTRACE says.
-            eprintln!("infrad: {e:#}");
-            ExitCode::FAILURE
+            eprintln!("infrad: {}", cli::error_message(&e));
+            ExitCode::from(cli::Exit::code_of(&e))
         }
     }
 }
@@ -31,7 +31,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Acquire(args) => cli::acquire(args).await?,
         Command::Renew(args) => cli::renew(args).await?,
         Command::Release(args) => cli::release(args).await?,
-        Command::Run(args) => return Ok(cli::run(args).await?),
+        Command::Run(args) => return cli::run(args).await,
     }
     Ok(ExitCode::SUCCESS)
 }

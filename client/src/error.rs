@@ -24,6 +24,13 @@ pub enum Error {
     Rejected { code: Code, message: String },
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// A local file could not be written (the lease's kubeconfig).
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -34,7 +41,7 @@ impl Error {
             Error::NotFound(_) => Some(Code::NotFound),
             Error::TimedOut(_) => Some(Code::ResourceExhausted),
             Error::Rejected { code, .. } => Some(*code),
-            Error::Connect { .. } | Error::Protocol(_) => None,
+            Error::Connect { .. } | Error::Protocol(_) | Error::Io { .. } => None,
         }
     }
 }

@@ -42,19 +42,27 @@ impl std::fmt::Debug for LeaseGuard {
     }
 }
 
+/// The lease's kubeconfig in a new private (0600) file in `dir`, deleted when dropped.
+fn write_kubeconfig(dir: &Path, lease: &proto::Lease) -> Result<tempfile::NamedTempFile> {
+    let io = |source| Error::Io {
+        what: format!("cannot write the kubeconfig file in {}", dir.display()),
+        source,
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!("infrad-{}-", lease.cluster))
+        .suffix(".kubeconfig")
+        .tempfile_in(dir)
+        .map_err(io)?;
+    file.write_all(lease.kubeconfig.as_bytes()).map_err(io)?;
+    Ok(file)
+}
+
 impl LeaseGuard {
     /// Takes charge of a lease just acquired through `client`: writes its kubeconfig to a
     /// private (0600) temporary file and starts renewing it, each time for `ttl` (`None`:
     /// the profile's default), as Acquire was asked.
     pub fn new(client: Client, lease: proto::Lease, ttl: Option<Duration>) -> Result<Self> {
-        let mut kubeconfig = tempfile::Builder::new()
-            .prefix(&format!("infrad-{}-", lease.cluster))
-            .suffix(".kubeconfig")
-            .tempfile()
-            .map_err(|e| Error::Protocol(format!("cannot write the kubeconfig file: {e}")))?;
-        kubeconfig
-            .write_all(lease.kubeconfig.as_bytes())
-            .map_err(|e| Error::Protocol(format!("cannot write the kubeconfig file: {e}")))?;
+        let kubeconfig = write_kubeconfig(&std::env::temp_dir(), &lease)?;
         let (lost_tx, lost) = watch::channel(None);
         let renewer = tokio::spawn(renew(client.clone(), lease.clone(), ttl, lost_tx));
         Ok(Self {
@@ -189,5 +197,33 @@ impl Drop for LeaseGuard {
         if !inside_runtime {
             let _ = releasing.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unwritable_kubeconfig_is_an_io_error_naming_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let lease = proto::Lease {
+            cluster: "infrad-demo-1".into(),
+            kubeconfig: "apiVersion: v1".into(),
+            ..Default::default()
+        };
+        let error = write_kubeconfig(&missing, &lease).unwrap_err();
+        assert!(matches!(error, Error::Io { .. }), "{error:?}");
+        assert!(error.code().is_none());
+        assert!(
+            error.to_string().contains(&missing.display().to_string()),
+            "{error}"
+        );
+        let written = write_kubeconfig(dir.path(), &lease).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(written.path()).unwrap(),
+            "apiVersion: v1"
+        );
     }
 }

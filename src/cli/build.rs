@@ -2,16 +2,16 @@
 //! ends and then a table of phases. The cluster is left standing (`--rm` deletes it).
 use std::{fmt::Write, time::Instant};
 
+use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 
-use super::{BuildArgs, default_state_dir, progress::StepView};
+use super::{BuildArgs, Exit, default_state_dir, progress::StepView};
 use crate::{
-    Error, Result,
     config::Config,
     daemon,
     pipeline::Pipeline,
     pool::{ClusterSpec, Provisioner, Recorder, StepEvent},
-    store::{RunFailure, StepRow, Store},
+    store::{StepRow, Store},
     time,
     timings::{phases_of_run, run_total},
 };
@@ -20,21 +20,36 @@ use crate::{
 /// same host never takes them for its own orphans.
 const NAME_PREFIX: &str = "build-";
 
+/// Exit codes (documented in `infrad build --help` and the README): a failed build exits 1,
+/// like any other error.
+const EXIT_BAD_INPUT: u8 = 2;
+const EXIT_INTERRUPTED: u8 = 130;
+
 pub async fn build(args: BuildArgs) -> Result<()> {
-    let config = Config::load(&args.config.config)?;
+    let config = Config::load(&args.config.config).map_err(|e| Exit {
+        code: EXIT_BAD_INPUT,
+        message: e.to_string(),
+    })?;
     let profile = config.profile(&args.profile).cloned().ok_or_else(|| {
         let known: Vec<&str> = config.profiles.keys().map(String::as_str).collect();
-        Error::InvalidArgument(format!(
-            "no profile {:?} in {}; it has: {}",
-            args.profile,
-            args.config.config.display(),
-            known.join(", ")
-        ))
+        Exit {
+            code: EXIT_BAD_INPUT,
+            message: format!(
+                "no profile {:?} in {}; it has: {}",
+                args.profile,
+                args.config.config.display(),
+                known.join(", ")
+            ),
+        }
     })?;
     let state_dir = args.state_dir.unwrap_or_else(default_state_dir);
-    daemon::prepare_state_dir(&state_dir)?;
-    let pipeline = Pipeline::new(&config.tools, &state_dir)?;
-    pipeline.preflight().await.map_err(failed)?;
+    let in_state_dir = || format!("state directory {}", state_dir.display());
+    daemon::prepare_state_dir(&state_dir).with_context(in_state_dir)?;
+    let pipeline = Pipeline::new(&config.tools, &state_dir).with_context(in_state_dir)?;
+    pipeline
+        .preflight()
+        .await
+        .map_err(|failure| anyhow::anyhow!("cannot build: {}", failure.error))?;
 
     let short_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let cluster = ClusterSpec {
@@ -84,7 +99,10 @@ pub async fn build(args: BuildArgs) -> Result<()> {
         Some(Ok(_)) => {
             print!("{}", phase_table(&steps));
             if args.rm {
-                pipeline.destroy(&cluster.name).await.map_err(failed)?;
+                pipeline
+                    .destroy(&cluster.name)
+                    .await
+                    .map_err(|failure| anyhow::anyhow!("cannot delete the cluster: {failure}"))?;
                 println!("deleted cluster {}", cluster.name);
             } else {
                 println!("cluster {} is ready", cluster.name);
@@ -99,27 +117,20 @@ pub async fn build(args: BuildArgs) -> Result<()> {
             print!("{}", phase_table(&steps));
             let _ = pipeline.destroy(&cluster.name).await;
             println!("deleted the half-built cluster {}", cluster.name);
-            Err(failed(failure))
+            anyhow::bail!("build failed in {failure}")
         }
         None => {
             let _ = pipeline.destroy(&cluster.name).await;
-            Err(Error::InvalidArgument(format!(
-                "interrupted; deleted the half-built cluster {}",
-                cluster.name
-            )))
+            Err(Exit {
+                code: EXIT_INTERRUPTED,
+                message: format!(
+                    "interrupted; deleted the half-built cluster {}",
+                    cluster.name
+                ),
+            }
+            .into())
         }
     }
-}
-
-fn failed(failure: RunFailure) -> Error {
-    let code = failure
-        .exit_code
-        .map(|c| format!(" (exit code {c})"))
-        .unwrap_or_default();
-    Error::InvalidArgument(format!(
-        "phase {} step {} failed{code}: {}",
-        failure.phase, failure.step, failure.error
-    ))
 }
 
 fn seconds(d: std::time::Duration) -> String {

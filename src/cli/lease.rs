@@ -10,7 +10,7 @@ use infrad_client::{Acquire, Client, proto};
 use serde_json::json;
 
 use super::{AcquireArgs, LeaseRequestArgs, ReleaseArgs, RenewArgs, progress::ProgressView};
-use crate::Result;
+use anyhow::{Context, Result};
 
 /// The Acquire the flags describe.
 pub(super) fn request(args: &LeaseRequestArgs) -> Acquire {
@@ -47,7 +47,8 @@ pub async fn acquire(args: AcquireArgs) -> Result<()> {
         let short: String = lease.lease_id.chars().take(8).collect();
         std::env::temp_dir().join(format!("infrad-{}-{short}.kubeconfig", lease.cluster))
     });
-    write_private(&path, &lease.kubeconfig)?;
+    write_private(&path, &lease.kubeconfig)
+        .with_context(|| format!("cannot write the kubeconfig to {}", path.display()))?;
     let expires = lease
         .expires_at
         .and_then(|t| SystemTime::try_from(t).ok())
@@ -89,7 +90,7 @@ pub async fn release(args: ReleaseArgs) -> Result<()> {
 }
 
 /// Writes a secret to a file only its owner can read, whether or not it existed.
-fn write_private(path: &Path, content: &str) -> Result<PathBuf> {
+fn write_private(path: &Path, content: &str) -> std::io::Result<PathBuf> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

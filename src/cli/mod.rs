@@ -1,4 +1,6 @@
-//! The command line: `infrad serve | check-config | status`.
+//! The command line: `infrad serve | check-config | status | refresh | build | acquire | renew
+//! | release | run`. Errors are `anyhow` with the context a person needs (which address, which
+//! directory); [`Exit`] carries a command's documented exit code.
 mod build;
 mod lease;
 mod progress;
@@ -38,6 +40,10 @@ pub enum Command {
     /// Rebuild a profile's images in a running daemon; clusters of older images are replaced.
     Refresh(RefreshArgs),
     /// Run the pipeline once in the foreground (no daemon) and leave the cluster standing.
+    ///
+    /// Exit codes: 0 the cluster is ready; 1 the build failed (the message names the phase,
+    /// the step and its error) or cannot start (a tool is missing); 2 the configuration is
+    /// invalid or has no such profile; 130 interrupted (the half-built cluster is deleted).
     Build(BuildArgs),
     /// Acquire a lease and print it; nothing renews it (see `renew`, or use `run`).
     Acquire(AcquireArgs),
@@ -48,6 +54,35 @@ pub enum Command {
     /// Acquire a lease, run a command with KUBECONFIG set, renew meanwhile, release after;
     /// exits with the command's exit code.
     Run(RunArgs),
+}
+
+/// A failure that ends the process with a documented exit code (else 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Exit {
+    /// The exit code `error` should end the process with.
+    pub fn code_of(error: &anyhow::Error) -> u8 {
+        error.downcast_ref::<Exit>().map_or(1, |exit| exit.code)
+    }
+}
+
+/// `context: cause: cause…`, leaving out a cause the message before it already ends with
+/// (errors that show their source in their own message).
+pub fn error_message(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain().map(ToString::to_string) {
+        if message.is_empty() {
+            message = cause;
+        } else if !message.ends_with(&cause) {
+            message = format!("{message}: {cause}");
+        }
+    }
+    message
 }
 
 #[derive(Debug, Args)]
@@ -179,4 +214,35 @@ pub struct StatusArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn exit_codes_come_from_the_error_chain() {
+        let exit = anyhow::Error::from(Exit {
+            code: 130,
+            message: "interrupted".into(),
+        });
+        assert_eq!(Exit::code_of(&exit.context("infrad build")), 130);
+        assert_eq!(Exit::code_of(&anyhow::anyhow!("any other error")), 1);
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::AlreadyExists, "File exists");
+        let error = anyhow::Error::from(crate::Error::from(io)).context("state directory /x");
+        assert_eq!(error_message(&error), "state directory /x: File exists");
+        let chained = anyhow::anyhow!("inner").context("middle").context("outer");
+        assert_eq!(error_message(&chained), "outer: middle: inner");
+    }
 }

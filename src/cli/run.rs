@@ -6,7 +6,7 @@ use nix::{sys::signal::Signal, unistd::Pid};
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::{RunArgs, lease::acquire_showing_progress};
-use crate::Result;
+use anyhow::{Context, Result};
 
 /// Acquires, runs the command with `KUBECONFIG`, `INFRAD_LEASE_ID` and `INFRAD_CLUSTER` set,
 /// renews meanwhile, forwards SIGINT/SIGTERM to it, releases after; exits as it did.
@@ -46,11 +46,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         Ok(child) => child,
         Err(e) => {
             guard.release().await?;
-            return Err(std::io::Error::new(
-                e.kind(),
-                format!("cannot run {}: {e}", program.to_string_lossy()),
-            )
-            .into());
+            return Err(e).with_context(|| format!("cannot run {}", program.to_string_lossy()));
         }
     };
     let pid = child

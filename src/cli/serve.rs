@@ -1,5 +1,6 @@
 use std::path::PathBuf;
 
+use anyhow::{Context, Result};
 use tokio::{
     net::TcpListener,
     signal::unix::{SignalKind, signal},
@@ -7,16 +8,22 @@ use tokio::{
 use tracing::info;
 
 use super::{ConfigArgs, ServeArgs};
-use crate::{Result, config::Config, daemon, pipeline::Pipeline};
+use crate::{config::Config, daemon, pipeline::Pipeline};
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
     let config = Config::load(&args.config.config)?;
     let state_dir = args.state_dir.unwrap_or_else(default_state_dir);
-    let listener = TcpListener::bind(args.listen).await?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
     info!(config = %args.config.config.display(), profiles = config.profiles.len(), "configuration loaded");
-    daemon::prepare_state_dir(&state_dir)?;
-    let pipeline = Pipeline::new(&config.tools, &state_dir)?;
-    daemon::serve(config, &state_dir, listener, pipeline, shutdown_signal()?).await
+    let in_state_dir = || format!("state directory {}", state_dir.display());
+    daemon::prepare_state_dir(&state_dir).with_context(in_state_dir)?;
+    let pipeline = Pipeline::new(&config.tools, &state_dir).with_context(in_state_dir)?;
+    let shutdown = shutdown_signal().context("cannot handle SIGTERM and SIGINT")?;
+    daemon::serve(config, &state_dir, listener, pipeline, shutdown)
+        .await
+        .with_context(in_state_dir)
 }
 
 pub fn check_config(args: ConfigArgs) -> Result<()> {
@@ -38,7 +45,7 @@ pub fn check_config(args: ConfigArgs) -> Result<()> {
 }
 
 /// Resolves on the first SIGTERM or SIGINT.
-fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     Ok(async move {

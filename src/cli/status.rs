@@ -10,14 +10,14 @@ use serde_json::{Value, json};
 use super::{RefreshArgs, StatusArgs};
 use crate::store::RunFailure;
 
-pub async fn refresh(args: RefreshArgs) -> Result<(), infrad_client::Error> {
+pub async fn refresh(args: RefreshArgs) -> anyhow::Result<()> {
     let mut client = Client::connect(&args.addr).await?;
     let profiles = client.refresh(args.profile.as_deref()).await?;
     println!("rebuilding the images of: {}", profiles.join(", "));
     Ok(())
 }
 
-pub async fn status(args: StatusArgs) -> Result<(), infrad_client::Error> {
+pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
     let mut client = Client::connect(&args.addr).await?;
     let status = client.status(args.profile.as_deref()).await?;
     if args.json {

@@ -432,3 +432,51 @@ fn serve_refuses_a_missing_config() {
         "the path is not named: {err}"
     );
 }
+
+#[test]
+fn serve_names_a_taken_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = output_of(
+        infrad()
+            .args(["serve", "--listen", &addr, "--config", EXAMPLE_CONFIG])
+            .arg("--state-dir")
+            .arg(dir.path().join("state")),
+    );
+    assert!(!output.status.success(), "serve started on a taken port");
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!("cannot listen on {addr}: ")) && err.contains("in use"),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_names_a_state_dir_it_cannot_make() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file where the directory should be: refused even as root.
+    let state = dir.path().join("state");
+    std::fs::write(&state, "").unwrap();
+    let output = output_of(
+        infrad()
+            .args([
+                "serve",
+                "--listen",
+                &free_addr(),
+                "--config",
+                EXAMPLE_CONFIG,
+            ])
+            .arg("--state-dir")
+            .arg(&state),
+    );
+    assert!(
+        !output.status.success(),
+        "serve started without a state dir"
+    );
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!("state directory {}", state.display())),
+        "the path is not named: {err}"
+    );
+}

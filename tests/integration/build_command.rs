@@ -83,6 +83,14 @@ fn deployment(name: &str, image: &str, ready_ms: &str) -> String {
 
 /// `infrad build --config <world>/infrad.toml --state-dir <state> ARGS…`, run to completion.
 async fn infrad_build(world: &FakeWorld, state: &Path, args: &[&str]) -> Output {
+    tokio::time::timeout(LIVENESS, build_command(world, state, args).output())
+        .await
+        .unwrap_or_else(|_| panic!("infrad build {args:?} did not finish within {LIVENESS:?}"))
+        .expect("run infrad build")
+}
+
+/// `infrad build --config <world>/infrad.toml --state-dir <state> ARGS…`, not started yet.
+fn build_command(world: &FakeWorld, state: &Path, args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_infrad"));
     for var in [
         "RUST_BACKTRACE",
@@ -101,10 +109,7 @@ async fn infrad_build(world: &FakeWorld, state: &Path, args: &[&str]) -> Output 
         .args(args)
         .stdin(Stdio::null())
         .kill_on_drop(true);
-    tokio::time::timeout(LIVENESS, cmd.output())
-        .await
-        .unwrap_or_else(|_| panic!("infrad build {args:?} did not finish within {LIVENESS:?}"))
-        .expect("run infrad build")
+    cmd
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -301,7 +306,7 @@ async fn failed_build(fail: &str) -> (FakeWorld, Output) {
     world.set_kind_env(&[("FAKE_KIND_FAIL", fail)]);
     let state = TempDir::new().unwrap();
     let output = infrad_build(&world, state.path(), &["--profile", "demo"]).await;
-    assert!(!output.status.success(), "{}", shown(&output));
+    assert_eq!(output.status.code(), Some(1), "{}", shown(&output));
     let stdout = text(&output.stdout);
     let lines = step_lines(&stdout);
     at(
@@ -318,7 +323,7 @@ async fn failed_build(fail: &str) -> (FakeWorld, Output) {
     );
     let stderr = text(&output.stderr);
     assert!(
-        stderr.contains("phase cluster step kind create cluster failed (exit code 1)"),
+        stderr.contains("build failed in phase cluster step kind create cluster (exit code 1)"),
         "{}",
         shown(&output)
     );
@@ -372,7 +377,7 @@ async fn an_unknown_profile_is_refused_naming_the_known_ones() {
     world.config(&profiles);
     let state = TempDir::new().unwrap();
     let output = infrad_build(&world, state.path(), &["--profile", "nope"]).await;
-    assert!(!output.status.success(), "{}", shown(&output));
+    assert_eq!(output.status.code(), Some(2), "{}", shown(&output));
     let stderr = text(&output.stderr);
     assert!(stderr.contains("no profile \"nope\""), "{stderr}");
     assert!(stderr.contains("it has: demo, other"), "{stderr}");
@@ -419,4 +424,51 @@ async fn a_missing_kind_degrades_every_profile() {
     assert_eq!(e.code(), Some(tonic::Code::Unavailable), "{e}");
     assert!(e.to_string().contains(MISSING), "{e}");
     daemon.stop().await;
+}
+
+#[tokio::test]
+async fn an_interrupted_build_deletes_its_cluster_and_exits_130() {
+    if !docker_available("an_interrupted_build_deletes_its_cluster_and_exits_130") {
+        return;
+    }
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let world = FakeWorld::new().await;
+    world.config(&recipe(&world));
+    world.set_kind_env(&[("FAKE_KIND_DELAY_CREATE", "60")]);
+    let state = TempDir::new().unwrap();
+    let mut child = build_command(&world, state.path(), &["--profile", "demo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run infrad build");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    tokio::time::timeout(LIVENESS, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains("start  cluster / kind create cluster") {
+                return;
+            }
+        }
+        panic!("infrad build ended before kind create:\n{seen}");
+    })
+    .await
+    .expect("kind create starts");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id().unwrap()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let mut rest = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut rest)
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(LIVENESS, child.wait())
+        .await
+        .expect("infrad build stops when interrupted")
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(
+        rest.contains("interrupted; deleted the half-built cluster build-demo-"),
+        "{rest}"
+    );
+    assert_eq!(world.kind_clusters(), Vec::<String>::new());
 }
