@@ -57,8 +57,10 @@ fn cluster_state(state: ClusterState) -> proto::ClusterState {
         ClusterState::Ready => proto::ClusterState::Ready,
         ClusterState::Leased => proto::ClusterState::Leased,
         ClusterState::Recycling => proto::ClusterState::Recycling,
-        ClusterState::Failed => proto::ClusterState::Failed,
-        ClusterState::Deleted | ClusterState::Gone => proto::ClusterState::Unspecified,
+        // Status lists live clusters only; a failed build is reported as the profile's failure.
+        ClusterState::Failed | ClusterState::Deleted | ClusterState::Gone => {
+            proto::ClusterState::Unspecified
+        }
     }
 }
 

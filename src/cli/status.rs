@@ -55,7 +55,6 @@ fn state_name(state: i32) -> &'static str {
         Ok(proto::ClusterState::Ready) => "ready",
         Ok(proto::ClusterState::Leased) => "leased",
         Ok(proto::ClusterState::Recycling) => "recycling",
-        Ok(proto::ClusterState::Failed) => "failed",
         _ => "unknown",
     }
 }

@@ -62,7 +62,7 @@ impl StateCounts {
     }
 }
 
-const CLUSTER_COLUMNS: &str = "id, name, profile, state, host, kubeconfig, images, created_at, ready_at, state_changed_at, error";
+pub(super) const CLUSTER_COLUMNS: &str = "id, name, profile, state, host, kubeconfig, images, created_at, ready_at, state_changed_at, error";
 
 impl Store {
     /// Records a new cluster in `building` and opens its pipeline run; returns the run id.
@@ -112,9 +112,10 @@ impl Store {
     ) -> Result<bool> {
         let mut tx = self.write().await?;
         let moved = sqlx::query(
-            "UPDATE clusters SET state = 'ready', kubeconfig = ?, images = ?, ready_at = ?, state_changed_at = ?
+            "UPDATE clusters SET state = ?, kubeconfig = ?, images = ?, ready_at = ?, state_changed_at = ?
              WHERE id = ? AND state = 'building'",
         )
+        .bind(ClusterState::Ready)
         .bind(kubeconfig)
         .bind(images)
         .bind(now)
@@ -147,9 +148,10 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.write().await?;
         sqlx::query(
-            "UPDATE clusters SET state = 'failed', error = ?, state_changed_at = ?
+            "UPDATE clusters SET state = ?, error = ?, state_changed_at = ?
              WHERE id = ? AND state = 'building'",
         )
+        .bind(ClusterState::Failed)
         .bind(&failure.error)
         .bind(now)
         .bind(cluster_id)
@@ -234,21 +236,14 @@ impl Store {
         .bind(cluster_id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE clusters SET state = 'gone', state_changed_at = ? WHERE id = ?")
+        sqlx::query("UPDATE clusters SET state = ?, state_changed_at = ? WHERE id = ?")
+            .bind(ClusterState::Gone)
             .bind(now)
             .bind(cluster_id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    pub async fn cluster(&self, id: &str) -> Result<Option<ClusterRow>> {
-        let sql = format!("SELECT {CLUSTER_COLUMNS} FROM clusters WHERE id = ?");
-        Ok(sqlx::query_as(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
     }
 
     /// Clusters in any of `states`, of one profile or all, oldest first.

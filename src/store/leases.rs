@@ -214,7 +214,9 @@ impl Store {
         Ok(expired.into_iter().map(|(_, profile)| profile).collect())
     }
 
-    /// Every lease of a profile, live or ended, in the order they were granted.
+    /// Every lease of a profile, live or ended, in the order they were granted (for tests that
+    /// check invariants over the whole history).
+    #[cfg(any(test, feature = "test-support"))]
     pub async fn lease_history(&self, profile: &str) -> Result<Vec<LeaseRow>> {
         let sql = format!("{LEASE_SELECT} WHERE l.profile = ? ORDER BY l.acquired_at, l.rowid");
         Ok(sqlx::query_as(&sql)

@@ -3,6 +3,20 @@ use sqlx::SqlitePool;
 use super::*;
 use crate::time::Millis;
 
+impl Store {
+    /// One cluster by id, whatever its state (only tests look clusters up one by one).
+    async fn cluster(&self, id: &str) -> Result<Option<ClusterRow>> {
+        let sql = format!(
+            "SELECT {} FROM clusters WHERE id = ?",
+            clusters::CLUSTER_COLUMNS
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+}
+
 async fn store(pool: SqlitePool) -> Store {
     Store::migrated(pool).await.unwrap()
 }

@@ -29,12 +29,6 @@ impl ToolError {
     }
 }
 
-#[derive(Debug)]
-pub struct Output {
-    pub stdout: String,
-    pub stderr: String,
-}
-
 /// Kills the command's process group unless disarmed: a dropped (cancelled) run leaves no
 /// process behind, grandchildren included.
 struct GroupGuard(Option<Pid>);
@@ -51,9 +45,9 @@ impl Drop for GroupGuard {
     }
 }
 
-/// Runs `program` with `args`, succeeding only on exit code 0. `install_hint` says what to
-/// install when the program is missing.
-pub async fn run<I, S>(program: &Path, args: I, install_hint: &str) -> Result<Output, ToolError>
+/// Runs `program` with `args`, succeeding only on exit code 0, and returns its stdout (stderr
+/// is only kept for errors). `install_hint` says what to install when the program is missing.
+pub async fn run<I, S>(program: &Path, args: I, install_hint: &str) -> Result<String, ToolError>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
@@ -86,11 +80,10 @@ where
         .await
         .map_err(|e| ToolError::new(format!("waiting for {}: {e}", program.display())))?;
     guard.0 = None;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     if output.status.success() {
-        return Ok(Output { stdout, stderr });
+        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
     }
+    let stderr = String::from_utf8_lossy(&output.stderr);
     let tail = tail(&stderr, STDERR_TAIL);
     let reason = last_error_line(&tail)
         .map(|line| format!(": {line}"))
@@ -148,7 +141,7 @@ mod tests {
     async fn success_returns_stdout() {
         let out = run(Path::new("echo"), ["a b", "c"], "").await.unwrap();
         assert_eq!(
-            out.stdout, "a b c\n",
+            out, "a b c\n",
             "arguments are passed as they are, not through a shell"
         );
     }

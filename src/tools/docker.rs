@@ -27,7 +27,7 @@ impl Docker {
             INSTALL,
         )
         .await?;
-        Ok(out.stdout.trim().to_string())
+        Ok(out.trim().to_string())
     }
 
     /// Builds `image` and returns its image ID.
@@ -53,6 +53,6 @@ impl Docker {
             INSTALL,
         )
         .await?;
-        Ok(out.stdout.trim().to_string())
+        Ok(out.trim().to_string())
     }
 }

@@ -41,7 +41,6 @@ impl Kind {
     pub async fn version(&self) -> Result<String, ToolError> {
         Ok(run(&self.program, ["version"], INSTALL)
             .await?
-            .stdout
             .trim()
             .to_string())
     }
@@ -86,7 +85,6 @@ impl Kind {
     pub async fn clusters(&self) -> Result<Vec<String>, ToolError> {
         let out = run(&self.program, ["get", "clusters"], INSTALL).await?;
         Ok(out
-            .stdout
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
