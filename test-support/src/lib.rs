@@ -7,6 +7,7 @@ pub mod docker;
 pub mod fake_apiserver;
 pub mod grpcurl;
 mod provisioner;
+pub mod recipe;
 pub mod world;
 
 /// The fake `kind` executable: kind v0.32's command-line contract (docs/kind-contract.md).

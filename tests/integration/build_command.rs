@@ -15,7 +15,9 @@ use infrad_client::Acquire;
 use infrad_test_support::{
     TestDaemon,
     docker::docker_available,
-    eventually, state_dir,
+    eventually,
+    recipe::{Recipe, deployment, namespace},
+    state_dir,
     world::{FakeWorld, is_private},
 };
 use tempfile::TempDir;
@@ -24,61 +26,27 @@ use tempfile::TempDir;
 const LIVENESS: Duration = Duration::from_secs(120);
 
 /// Two images, a namespace as bootstrap, and two deploy steps: `web` after `db` (which takes a
-/// moment to become ready). Image tags are this file's own, so that other test files building
-/// at the same time never see them change.
+/// moment to become ready). Image names are this file's own, so that other tests building at
+/// the same time never see them change.
 fn recipe(world: &FakeWorld) -> String {
-    world.write(
-        "app/Dockerfile",
-        "FROM busybox:1.36.1\nLABEL infrad.test=build-command-app\n",
-    );
-    world.write(
-        "db/Dockerfile",
-        "FROM busybox:1.36.1\nLABEL infrad.test=build-command-db\n",
-    );
-    world.write(
-        "namespace.yaml",
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: app\n",
-    );
-    world.write(
-        "db.yaml",
-        &deployment("db", "infrad-build-test/db:dev", "300"),
-    );
-    world.write(
-        "web.yaml",
-        &deployment("web", "infrad-build-test/app:dev", "0"),
-    );
-    r#"[[profiles.demo.images]]
-name = "infrad-build-test/app:dev"
-context = "app"
-[[profiles.demo.images]]
-name = "infrad-build-test/db:dev"
-context = "db"
-[profiles.demo.cluster]
-ready_timeout = "10s"
-[profiles.demo.bootstrap]
-manifests = ["namespace.yaml"]
-[[profiles.demo.deploy]]
-name = "db"
-manifests = ["db.yaml"]
-timeout = "20s"
-[[profiles.demo.deploy]]
-name = "web"
-manifests = ["web.yaml"]
-after = ["db"]
-timeout = "20s"
-"#
-    .to_string()
-}
-
-/// A Deployment in namespace `app` that the fake API server reports ready after `ready_ms`.
-fn deployment(name: &str, image: &str, ready_ms: &str) -> String {
-    format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: app\n  \
-         annotations:\n    infrad.test/ready-after: \"{ready_ms}\"\nspec:\n  replicas: 1\n  \
-         selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      \
-         labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: {name}\n        \
-         image: {image}\n"
-    )
+    Recipe::new("demo")
+        .toml("[profiles.demo.cluster]\nready_timeout = \"10s\"")
+        .image("infrad-build-test/app:dev", "app")
+        .image("infrad-build-test/db:dev", "db")
+        .bootstrap("namespace.yaml", &namespace("app"))
+        .step(
+            "db",
+            &[],
+            &deployment("db", "app", "infrad-build-test/db:dev", Some("300")),
+        )
+        .timeout("20s")
+        .step(
+            "web",
+            &["db"],
+            &deployment("web", "app", "infrad-build-test/app:dev", Some("0")),
+        )
+        .timeout("20s")
+        .write(world)
 }
 
 /// `infrad build --config <world>/infrad.toml --state-dir <state> ARGS…`, run to completion.

@@ -10,64 +10,43 @@ use infrad_test_support::{
     acquire, counts,
     docker::docker_available,
     eventually, ready,
+    recipe::{Recipe, crd, deployment, documents, job, namespace, stateful_set},
     world::{FakeWorld, is_private},
 };
 
 /// Two images, a CRD and a namespace as bootstrap, and three deploy steps: `db` and `jobs`
 /// independent, `api` after `db`.
 fn recipe(world: &FakeWorld, pool: &str) -> String {
-    world.write(
-        "app/Dockerfile",
-        "FROM busybox:1.36.1\nRUN echo app > /app.txt\n",
-    );
-    world.write(
-        "tool/Dockerfile",
-        "FROM busybox:1.36.1\nRUN echo tool > /tool.txt\n",
-    );
-    world.write(
-        "bootstrap.yaml",
-        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.test.infrad.dev\nspec:\n  group: test.infrad.dev\n  scope: Namespaced\n  names:\n    plural: widgets\n    singular: widget\n    kind: Widget\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        x-kubernetes-preserve-unknown-fields: true\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: app\n",
-    );
-    world.write(
-        "db.yaml",
-        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: db\n  namespace: app\nspec:\n  replicas: 1\n  serviceName: db\n  selector:\n    matchLabels: {app: db}\n  template:\n    metadata:\n      labels: {app: db}\n    spec:\n      containers:\n      - name: db\n        image: tool:dev\n",
-    );
-    world.write(
-        "api.yaml",
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\n  namespace: app\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: api}\n  template:\n    metadata:\n      labels: {app: api}\n    spec:\n      containers:\n      - name: api\n        image: app:dev\n---\napiVersion: test.infrad.dev/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: app\n",
-    );
-    world.write(
-        "jobs.yaml",
-        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  namespace: jobs\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: m\n        image: tool:dev\n",
-    );
-    format!(
-        r#"[daemon]
-max_concurrent_builds = 3
-[profiles.demo.pool]
-retry_backoff = "100ms"
-{pool}
-[[profiles.demo.images]]
-name = "app:dev"
-context = "app"
-[[profiles.demo.images]]
-name = "tool:dev"
-context = "tool"
-[profiles.demo.cluster]
-ready_timeout = "10s"
-[profiles.demo.bootstrap]
-manifests = ["bootstrap.yaml"]
-[[profiles.demo.deploy]]
-name = "db"
-manifests = ["db.yaml"]
-[[profiles.demo.deploy]]
-name = "api"
-manifests = ["api.yaml"]
-after = ["db"]
-[[profiles.demo.deploy]]
-name = "jobs"
-manifests = ["jobs.yaml"]
-"#
-    )
+    Recipe::new("demo")
+        .toml(&format!(
+            "[daemon]\nmax_concurrent_builds = 3\n[profiles.demo.pool]\nretry_backoff = \"100ms\"\n{pool}\n\
+             [profiles.demo.cluster]\nready_timeout = \"10s\""
+        ))
+        .image_from(
+            "app:dev",
+            "app",
+            "FROM busybox:1.36.1\nRUN echo app > /app.txt\n",
+        )
+        .image_from(
+            "tool:dev",
+            "tool",
+            "FROM busybox:1.36.1\nRUN echo tool > /tool.txt\n",
+        )
+        .bootstrap(
+            "bootstrap.yaml",
+            &documents(&[&crd("widgets", "test.infrad.dev", "Widget"), &namespace("app")]),
+        )
+        .step("db", &[], &stateful_set("db", "app", "tool:dev", None))
+        .step(
+            "api",
+            &["db"],
+            &documents(&[
+                &deployment("api", "app", "app:dev", None),
+                "apiVersion: test.infrad.dev/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: app\n",
+            ]),
+        )
+        .step("jobs", &[], &job("migrate", "jobs", "tool:dev"))
+        .write(world)
 }
 
 fn step<'a>(steps: &'a [StepRow], phase: &str, name: &str) -> &'a StepRow {
