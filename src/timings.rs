@@ -1,5 +1,5 @@
 //! Build timings from recorded steps: per phase of one run, and statistics over runs.
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
 
 use crate::{store::StepRow, time::duration_between};
 
@@ -108,6 +108,33 @@ pub fn phase_stats(steps: &[StepRow]) -> Vec<PhaseStats> {
         .collect()
 }
 
+/// The phases of a run as a table, in the four phases' order: each phase's wall time and the
+/// steps inside it (run in parallel), then the run's total. `infrad build` and the pipeline
+/// benchmark print it.
+pub fn phase_table(steps: &[StepRow]) -> String {
+    let seconds = |d: Duration| format!("{:.2}s", d.as_secs_f64());
+    let mut out = format!(
+        "{:<10} {:>8}  steps (in parallel inside a phase)\n",
+        "phase", "took"
+    );
+    for phase in phases_of_run(steps) {
+        let inner: Vec<String> = phase
+            .steps
+            .iter()
+            .map(|(step, took)| format!("{step} {}", seconds(*took)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<10} {:>8}  {}",
+            phase.phase,
+            seconds(phase.duration),
+            inner.join(", ")
+        );
+    }
+    let _ = writeln!(out, "{:<10} {:>8}", "total", seconds(run_total(steps)));
+    out
+}
+
 /// Nearest-rank percentile of sorted, non-empty samples.
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
     let rank = (p * sorted.len()).div_ceil(100).max(1);
@@ -142,6 +169,18 @@ mod tests {
         assert_eq!(phases[0].steps.len(), 2);
         assert_eq!(phases[1].phase, "cluster");
         assert_eq!(run_total(&steps), Duration::from_secs(4));
+        let table = phase_table(&steps);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        assert!(
+            lines[1].starts_with("build") && lines[1].contains("a 2.00s, b 2.50s"),
+            "{table}"
+        );
+        assert!(lines[1].contains("3.00s"), "{table}");
+        assert!(
+            lines[3].starts_with("total") && lines[3].ends_with("4.00s"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `infrad build`: the pipeline once, in the foreground, printing each step as it starts and
 //! ends and then a table of phases. The cluster is left standing (`--rm` deletes it).
-use std::{fmt::Write, time::Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
@@ -11,9 +11,9 @@ use crate::{
     daemon,
     pipeline::Pipeline,
     pool::{ClusterSpec, Provisioner, Recorder, StepEvent},
-    store::{StepRow, Store},
+    store::Store,
     time,
-    timings::{phases_of_run, run_total},
+    timings::phase_table,
 };
 
 /// One-shot clusters are named `build-<profile>-<id>`: not `infrad-`, so that a daemon on the
@@ -97,7 +97,7 @@ pub async fn build(args: BuildArgs) -> Result<()> {
     let steps = store.build_steps_of_run(run_id).await?;
     match outcome {
         Some(Ok(_)) => {
-            print!("{}", phase_table(&steps));
+            print!("\n{}", phase_table(&steps));
             if args.rm {
                 pipeline
                     .destroy(&cluster.name)
@@ -114,7 +114,7 @@ pub async fn build(args: BuildArgs) -> Result<()> {
             Ok(())
         }
         Some(Err(failure)) => {
-            print!("{}", phase_table(&steps));
+            print!("\n{}", phase_table(&steps));
             let _ = pipeline.destroy(&cluster.name).await;
             println!("deleted the half-built cluster {}", cluster.name);
             anyhow::bail!("build failed in {failure}")
@@ -164,28 +164,4 @@ fn step_line(event: &StepEvent, started: Instant) -> String {
             )
         }
     }
-}
-
-/// The phases of the run, like DESIGN.md's table: wall time and the steps inside.
-fn phase_table(steps: &[StepRow]) -> String {
-    let mut out = format!(
-        "\n{:<10} {:>8}  steps (in parallel inside a phase)\n",
-        "phase", "took"
-    );
-    for phase in phases_of_run(steps) {
-        let inner: Vec<String> = phase
-            .steps
-            .iter()
-            .map(|(step, took)| format!("{step} {}", seconds(*took)))
-            .collect();
-        let _ = writeln!(
-            out,
-            "{:<10} {:>8}  {}",
-            phase.phase,
-            seconds(phase.duration),
-            inner.join(", ")
-        );
-    }
-    let _ = writeln!(out, "{:<10} {:>8}", "total", seconds(run_total(steps)));
-    out
 }

@@ -1,6 +1,7 @@
 //! A fake world for the real pipeline: the fake `kind` (`fixtures/fake-kind`, behind a
-//! wrapper script that sets its knobs), a fake Kubernetes API server its kubeconfigs point
-//! at, and a folder for the recipe's files. Docker is the real one.
+//! wrapper script that sets its knobs), fake Kubernetes API servers its kubeconfigs point at
+//! (one, or one per cluster), and a folder for the recipe's files. Docker is the real one
+//! unless [`FakeWorld::fake_docker`] puts the fake in its place (benchmarks).
 use std::{
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
@@ -10,7 +11,7 @@ use std::{
 use infrad::{config::Config, pipeline::Pipeline};
 use tempfile::TempDir;
 
-use crate::{FAKE_KIND, TestDaemon, fake_apiserver::FakeApiServer, state_dir};
+use crate::{FAKE_DOCKER, FAKE_KIND, TestDaemon, fake_apiserver::FakeApiServer, state_dir};
 
 /// One call of the fake kind, from its log.
 #[derive(Debug, Clone)]
@@ -23,14 +24,29 @@ pub struct KindCall {
 
 pub struct FakeWorld {
     pub dir: TempDir,
+    /// The API server of every cluster (of the first, with [`FakeWorld::with_api_servers`]).
     pub api: FakeApiServer,
+    /// The API servers of the second and later clusters, round robin.
+    more_apis: Vec<FakeApiServer>,
 }
 
 impl FakeWorld {
     pub async fn new() -> Self {
+        Self::with_api_servers(1).await
+    }
+
+    /// A world whose clusters get API servers of their own, in turn, so that nothing one
+    /// cluster applied is seen by the next (up to `n` clusters).
+    pub async fn with_api_servers(n: usize) -> Self {
+        let api = FakeApiServer::start().await;
+        let mut more_apis = Vec::new();
+        for _ in 1..n {
+            more_apis.push(FakeApiServer::start().await);
+        }
         let world = Self {
             dir: tempfile::tempdir().unwrap(),
-            api: FakeApiServer::start().await,
+            api,
+            more_apis,
         };
         std::fs::create_dir_all(world.kind_state()).unwrap();
         world.set_kind_env(&[]);
@@ -64,12 +80,61 @@ impl FakeWorld {
         {
             script.push_str(&format!("export {key}='{value}'\n"));
         }
+        if !self.more_apis.is_empty() {
+            script.push_str(&self.next_api_server());
+        }
         script.push_str(&format!("exec '{FAKE_KIND}' \"$@\"\n"));
-        let path = self.kind();
-        let tmp = path.with_extension("new");
-        std::fs::write(&tmp, script).unwrap();
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::rename(tmp, path).unwrap();
+        install_script(&self.kind(), &script);
+    }
+
+    /// Shell that gives each `kind create` the next API server, counting under a lock.
+    fn next_api_server(&self) -> String {
+        let dir = self.dir.path().display();
+        let mut script = format!(
+            "if [ \"${{1:-}}\" = create ]; then\n\
+             exec 9>>'{dir}/api-servers.lock'\nflock 9\n\
+             n=$(cat '{dir}/api-servers.next' 2>/dev/null || echo 0)\n\
+             echo $((n + 1)) >'{dir}/api-servers.next'\nexec 9>&-\n\
+             case $((n % {})) in\n",
+            self.more_apis.len() + 1
+        );
+        let servers = std::iter::once(&self.api).chain(&self.more_apis);
+        for (i, api) in servers.enumerate() {
+            script.push_str(&format!(
+                "{i}) export FAKE_KIND_API_SERVER='{}' ;;\n",
+                api.url()
+            ));
+        }
+        script.push_str("esac\nfi\n");
+        script
+    }
+
+    /// Puts the fake `docker` (each build taking `build_secs`) in place of the real one for
+    /// the configs written from now on.
+    pub fn fake_docker(&self, build_secs: f64) {
+        let script = format!(
+            "#!/bin/sh\nexport FAKE_DOCKER_DELAY_BUILD='{build_secs}'\n\
+             export FAKE_DOCKER_LOG='{}'\nexec '{FAKE_DOCKER}' \"$@\"\n",
+            self.docker_log().display()
+        );
+        install_script(&self.docker(), &script);
+    }
+
+    fn docker(&self) -> PathBuf {
+        self.dir.path().join("docker")
+    }
+
+    fn docker_log(&self) -> PathBuf {
+        self.dir.path().join("docker.log")
+    }
+
+    /// `docker build` calls of the fake docker so far.
+    pub fn docker_builds(&self) -> usize {
+        std::fs::read_to_string(self.docker_log())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("BUILD "))
+            .count()
     }
 
     /// Writes a recipe file (a Dockerfile, a manifest) relative to the config file.
@@ -80,9 +145,14 @@ impl FakeWorld {
         path
     }
 
-    /// `infrad.toml` in the world's folder, with `[tools] kind` set to the fake.
+    /// `infrad.toml` in the world's folder, with `[tools] kind` set to the fake (and `docker`,
+    /// after [`FakeWorld::fake_docker`]).
     pub fn config(&self, profiles: &str) -> Config {
-        let text = format!("[tools]\nkind = \"{}\"\n{profiles}", self.kind().display());
+        let mut text = format!("[tools]\nkind = \"{}\"\n", self.kind().display());
+        if self.docker().exists() {
+            text.push_str(&format!("docker = \"{}\"\n", self.docker().display()));
+        }
+        text.push_str(profiles);
         let path = self.write("infrad.toml", &text);
         Config::load(&path).expect("test config is valid")
     }
@@ -145,6 +215,14 @@ impl FakeWorld {
         }
         calls
     }
+}
+
+/// Writes an executable script, replacing any old one at once (a running pipeline may call it).
+fn install_script(path: &Path, script: &str) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, script).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(tmp, path).unwrap();
 }
 
 /// Whether a path is a file only its owner can read and write.
