@@ -483,3 +483,36 @@ async fn new_image_inputs_reach_the_pool_on_refresh() {
     )
     .await;
 }
+
+/// Readiness is watched, not polled: every deploy object is watched by name, and no object is
+/// read again and again with GETs while it is not ready.
+#[tokio::test]
+async fn readiness_is_watched() {
+    if !docker_available("readiness_is_watched") {
+        return;
+    }
+    let world = FakeWorld::new().await;
+    world.api.set_ready_delay(Duration::from_millis(1_500));
+    let daemon = world.daemon(&recipe(&world, "warm = 1\nmax = 1")).await;
+    ready(&daemon.client().await, 1).await;
+    let requests = world.api.requests();
+    let watches = |name: &str| {
+        requests
+            .iter()
+            .filter(|r| {
+                r.method == "GET"
+                    && r.query.contains("watch=true")
+                    && r.query
+                        .contains(&format!("fieldSelector=metadata.name%3D{name}"))
+            })
+            .count()
+    };
+    for name in ["db", "api", "migrate"] {
+        assert!(watches(name) >= 1, "{name} is watched: {requests:#?}");
+    }
+    let gets_of_db = requests
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/statefulsets/db"))
+        .count();
+    assert_eq!(gets_of_db, 0, "no polling GETs of db: {requests:#?}");
+}

@@ -1,7 +1,7 @@
 //! The Kubernetes API of one cluster via kube-rs: server-side apply of manifests, readiness
-//! of what was applied, namespaces. Polls with GET rather than watching: simple, and enough
-//! at the scale of a test cluster.
+//! of what was applied (watched: `wait`), namespaces.
 mod readiness;
+mod wait;
 
 use std::{
     collections::HashMap,
@@ -188,53 +188,6 @@ impl Kube {
             self.apply(&namespace, &body).await?;
         }
         Ok(())
-    }
-
-    /// Waits until every object is ready; the error names those that are not.
-    pub async fn wait_ready(
-        &self,
-        objects: &[ObjectRef],
-        timeout: Duration,
-    ) -> Result<(), ToolError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let mut waiting = Vec::new();
-            for object in objects {
-                match self.readiness_of(object).await? {
-                    Readiness::Ready => {}
-                    Readiness::NotReady(why) => waiting.push(format!("{object} ({why})")),
-                    Readiness::Failed(why) => {
-                        return Err(ToolError::new(format!("{object} failed: {why}")));
-                    }
-                }
-            }
-            if waiting.is_empty() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(ToolError::new(format!(
-                    "not ready after {}: {}",
-                    humantime::format_duration(timeout),
-                    waiting.join(", ")
-                )));
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    async fn readiness_of(&self, object: &ObjectRef) -> Result<Readiness, ToolError> {
-        let api = self.api(object).await?;
-        let found = api
-            .get_opt(&object.name)
-            .await
-            .map_err(|e| kube_error(&format!("reading {object}"), e))?;
-        Ok(match found {
-            Some(found) => readiness(
-                &object.kind,
-                &serde_json::to_value(found).unwrap_or_default(),
-            ),
-            None => Readiness::NotReady("not found".into()),
-        })
     }
 
     /// Names of the cluster's namespaces.

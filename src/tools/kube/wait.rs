@@ -1,0 +1,135 @@
+//! Waiting until applied objects are ready by watching them, as `kubectl rollout status` does:
+//! list the object, then watch it from the list's `resourceVersion`, judging every change; a
+//! watch that ends or breaks is followed by a fresh list. A step so ends within milliseconds of
+//! its objects becoming ready instead of at the next poll.
+use std::{collections::BTreeMap, sync::Mutex, time::Duration};
+
+use futures::{StreamExt, TryStreamExt, future::try_join_all};
+use kube::api::{DynamicObject, ListParams, WatchEvent, WatchParams};
+use tracing::debug;
+
+use super::{Kube, ObjectRef, Readiness, kube_error, readiness};
+use crate::tools::ToolError;
+
+/// Pause before listing again after a watch failed to start or broke.
+const RELIST: Duration = Duration::from_millis(250);
+/// Server-side bound of one watch request; it is renewed after.
+const WATCH_SECONDS: u32 = 290;
+
+impl Kube {
+    /// Waits until every object is ready; fails at once when one fails (a failed Job, a
+    /// Deployment past its progress deadline), and after `timeout` names those not ready.
+    pub async fn wait_ready(
+        &self,
+        objects: &[ObjectRef],
+        timeout: Duration,
+    ) -> Result<(), ToolError> {
+        // The newest verdict on each object not ready yet, for the timeout's message.
+        let pending: Mutex<BTreeMap<usize, String>> = Mutex::new(
+            (0..objects.len())
+                .map(|i| (i, "not seen yet".to_string()))
+                .collect(),
+        );
+        let note = |i: usize, why: Option<String>| {
+            let mut pending = pending.lock().unwrap_or_else(|e| e.into_inner());
+            match why {
+                Some(why) => pending.insert(i, why),
+                None => pending.remove(&i),
+            };
+        };
+        let waits = objects
+            .iter()
+            .enumerate()
+            .map(|(i, object)| self.wait_one(object, move |why| note(i, why)));
+        match tokio::time::timeout(timeout, try_join_all(waits)).await {
+            Ok(done) => done.map(drop),
+            Err(_) => {
+                let pending = pending.lock().unwrap_or_else(|e| e.into_inner());
+                let waiting: Vec<String> = pending
+                    .iter()
+                    .map(|(i, why)| format!("{} ({why})", objects[*i]))
+                    .collect();
+                Err(ToolError::new(format!(
+                    "not ready after {}: {}",
+                    humantime::format_duration(timeout),
+                    waiting.join(", ")
+                )))
+            }
+        }
+    }
+
+    /// Watches one object until it is ready; `note` hears why it is not (`None` once it is).
+    async fn wait_one(
+        &self,
+        object: &ObjectRef,
+        note: impl Fn(Option<String>),
+    ) -> Result<(), ToolError> {
+        let api = self.api(object).await?;
+        let fields = format!("metadata.name={}", object.name);
+        loop {
+            let list = api
+                .list(&ListParams::default().fields(&fields))
+                .await
+                .map_err(|e| kube_error(&format!("reading {object}"), e))?;
+            if judge(object, list.items.first(), &note)? {
+                return Ok(());
+            }
+            let version = list.metadata.resource_version.unwrap_or_default();
+            let params = WatchParams::default()
+                .fields(&fields)
+                .timeout(WATCH_SECONDS);
+            let mut events = match api.watch(&params, &version).await {
+                Ok(events) => events.boxed(),
+                Err(e) => {
+                    debug!(%object, error = %e, "cannot watch; listing again");
+                    tokio::time::sleep(RELIST).await;
+                    continue;
+                }
+            };
+            loop {
+                match events.try_next().await {
+                    Ok(Some(WatchEvent::Added(found) | WatchEvent::Modified(found))) => {
+                        if judge(object, Some(&found), &note)? {
+                            return Ok(());
+                        }
+                    }
+                    Ok(Some(WatchEvent::Deleted(_))) => note(Some("not found".into())),
+                    Ok(Some(WatchEvent::Bookmark(_))) => {}
+                    // Ended, or too old a version (410): list again.
+                    Ok(Some(WatchEvent::Error(_)) | None) => break,
+                    Err(e) => {
+                        debug!(%object, error = %e, "watch broke; listing again");
+                        tokio::time::sleep(RELIST).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether `found` is ready; a failed object is an error, anything else is noted.
+fn judge(
+    object: &ObjectRef,
+    found: Option<&DynamicObject>,
+    note: &impl Fn(Option<String>),
+) -> Result<bool, ToolError> {
+    let verdict = match found {
+        Some(found) => readiness(
+            &object.kind,
+            &serde_json::to_value(found).unwrap_or_default(),
+        ),
+        None => Readiness::NotReady("not found".into()),
+    };
+    match verdict {
+        Readiness::Ready => {
+            note(None);
+            Ok(true)
+        }
+        Readiness::NotReady(why) => {
+            note(Some(why));
+            Ok(false)
+        }
+        Readiness::Failed(why) => Err(ToolError::new(format!("{object} failed: {why}"))),
+    }
+}
