@@ -427,3 +427,67 @@ async fn concurrent_read_then_write_transactions_do_not_fail_busy() {
     }
     assert_eq!(store.counts("demo").await.unwrap().ready, 8);
 }
+
+#[sqlx::test(migrations = false)]
+async fn the_schema_accepts_every_stored_name_and_nothing_else(pool: SqlitePool) {
+    let store = store(pool).await;
+    ready_cluster(&store, "a", 1).await;
+    store
+        .grant(&lease("l1", None), 2)
+        .await
+        .unwrap()
+        .expect("a is ready");
+    for reason in [EndReason::Released, EndReason::Expired, EndReason::Gone] {
+        let set = sqlx::query("UPDATE leases SET end_reason = ? WHERE id = 'l1'")
+            .bind(reason)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(set.rows_affected(), 1);
+    }
+    let states = [
+        ClusterState::Building,
+        ClusterState::Ready,
+        ClusterState::Leased,
+        ClusterState::Recycling,
+        ClusterState::Failed,
+        ClusterState::Deleted,
+        ClusterState::Gone,
+    ];
+    let mut from = ClusterState::Leased;
+    for to in states {
+        assert!(store.set_state("a", from, to, 2).await.unwrap(), "{to:?}");
+        assert_eq!(store.cluster("a").await.unwrap().unwrap().state, to);
+        from = to;
+    }
+    for outcome in [
+        RunOutcome::Running,
+        RunOutcome::Succeeded,
+        RunOutcome::Failed,
+        RunOutcome::Cancelled,
+    ] {
+        let step = store.step_started(1, "build", "img", 3).await.unwrap();
+        store.step_ended(step, outcome, 4).await.unwrap();
+    }
+    let refused = sqlx::query("UPDATE clusters SET state = 'exploded' WHERE id = 'a'")
+        .execute(&store.pool)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("invalid cluster state"),
+        "{refused}"
+    );
+    assert_eq!(
+        store.cluster("a").await.unwrap().unwrap().state,
+        ClusterState::Gone,
+        "a refused write changes nothing"
+    );
+    let refused = sqlx::query("UPDATE run_steps SET outcome = 'maybe'")
+        .execute(&store.pool)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("invalid step outcome"),
+        "{refused}"
+    );
+}
