@@ -38,8 +38,8 @@ const DEPLOY: [(&str, &[&str], u64); 3] = [
     ("tekton", &[], 3_000),
 ];
 const RUNS: usize = 3;
-/// Added to every ready delay in one extra run, to take them off the 250 ms readiness poll's grid
-/// (1.5 s, 2 s and 3 s are multiples of it, which flatters polling).
+/// Added to every ready delay in one extra run, to take them off a 250 ms grid (1.5 s, 2 s and
+/// 3 s are multiples of it, which would flatter readiness that polls at that period).
 const OFF_GRID_MS: u64 = 130;
 const POOL_SIZE: usize = 4;
 
@@ -432,7 +432,7 @@ fn report_efficiency(runs: &[OneShot], off_grid: &OneShot) {
     println!();
     let ideal = ideal(OFF_GRID_MS);
     println!(
-        "  off the poll grid (every ready delay +{OFF_GRID_MS} ms, not a multiple of the 250 ms poll):"
+        "  off a 250 ms grid (every ready delay +{OFF_GRID_MS} ms; a poller would lose up to 250 ms a step):"
     );
     println!(
         "    wall {}  ideal {}  wall/ideal {:.3}",
