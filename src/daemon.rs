@@ -9,7 +9,6 @@ use std::{
 };
 
 use tokio::{net::TcpListener, sync::Notify};
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 use tracing::{info, warn};
@@ -18,11 +17,15 @@ use crate::{
     Result,
     api::{FILE_DESCRIPTOR_SET, LeaseService, LeaseServiceServer},
     config::Config,
+    connections,
     leases::Leases,
     pool::{Pool, PoolState, Provisioner},
     store::Store,
 };
 
+/// HTTP/2 keep-alive pings on idle connections, and how long an answer may take.
+const HTTP2_KEEPALIVE: Duration = Duration::from_secs(30);
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the pool gets to stop its tasks after the server stopped.
 const POOL_STOP: Duration = Duration::from_secs(8);
 
@@ -106,6 +109,9 @@ pub async fn serve<P: Provisioner>(
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     info!(addr = ?addr, state_dir = %state_dir.display(), "serving");
     let served = Server::builder()
+        // A client gone without a word (a killed CI job) is noticed by HTTP/2 pings.
+        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE))
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -113,7 +119,7 @@ pub async fn serve<P: Provisioner>(
             leases, pool_state,
         )))
         .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
+            connections::accept(listener),
             cancel.clone().cancelled_owned(),
         )
         .await;

@@ -2,6 +2,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+mod connections;
 pub mod daemon;
 mod error;
 pub mod leases;

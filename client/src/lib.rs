@@ -59,6 +59,11 @@ impl Client {
         let channel = Endpoint::from_shared(uri)
             .map_err(connect_err)?
             .connect_timeout(Duration::from_secs(5))
+            // Small RPCs: Nagle's algorithm would hold each one back for a delayed ACK.
+            .tcp_nodelay(true)
+            .tcp_keepalive(Some(Duration::from_secs(60)))
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
             .connect()
             .await
             .map_err(connect_err)?;
