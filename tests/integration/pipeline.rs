@@ -412,6 +412,12 @@ async fn reset_removes_only_the_namespaces_a_test_added() {
         before,
         "only the added namespace went"
     );
+    assert!(
+        world.api.requests().iter().any(|r| r.method == "GET"
+            && r.path == "/api/v1/namespaces"
+            && r.query.contains("watch=true")),
+        "the deletion is watched"
+    );
 }
 
 async fn kube_client(kubeconfig: &str) -> kube::Client {

@@ -24,7 +24,8 @@ use super::ToolError;
 
 /// Field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "infrad";
-const POLL: Duration = Duration::from_millis(250);
+/// Until the API server answers there is nothing to watch: ask again this often.
+const API_RETRY: Duration = Duration::from_millis(50);
 
 /// One object infrad applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +83,7 @@ impl Kube {
                         humantime::format_duration(timeout)
                     )));
                 }
-                Err(_) => tokio::time::sleep(POLL).await,
+                Err(_) => tokio::time::sleep(API_RETRY).await,
             }
         }
     }
@@ -219,26 +220,7 @@ impl Kube {
                 Ok(_) => {}
             }
         }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left: Vec<String> = self
-                .namespaces()
-                .await?
-                .into_iter()
-                .filter(|n| names.contains(n))
-                .collect();
-            if left.is_empty() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(ToolError::new(format!(
-                    "namespaces still terminating after {}: {}",
-                    humantime::format_duration(timeout),
-                    left.join(", ")
-                )));
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        self.wait_namespaces_gone(names, timeout).await
     }
 }
 

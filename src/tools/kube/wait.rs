@@ -1,11 +1,19 @@
-//! Waiting until applied objects are ready by watching them, as `kubectl rollout status` does:
-//! list the object, then watch it from the list's `resourceVersion`, judging every change; a
-//! watch that ends or breaks is followed by a fresh list. A step so ends within milliseconds of
-//! its objects becoming ready instead of at the next poll.
-use std::{collections::BTreeMap, sync::Mutex, time::Duration};
+//! Waiting by watching, as `kubectl rollout status` and `kubectl wait` do, for applied objects
+//! to be ready and for deleted namespaces to be gone: list, then watch from the list's
+//! `resourceVersion`, judging every change; a watch that ends or breaks is followed by a fresh
+//! list. A step so ends within milliseconds of the change instead of at the next poll.
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Mutex,
+    time::Duration,
+};
 
 use futures::{StreamExt, TryStreamExt, future::try_join_all};
-use kube::api::{DynamicObject, ListParams, WatchEvent, WatchParams};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{
+    Api,
+    api::{DynamicObject, ListParams, WatchEvent, WatchParams},
+};
 use tracing::debug;
 
 use super::{Kube, ObjectRef, Readiness, kube_error, readiness};
@@ -13,8 +21,9 @@ use crate::tools::ToolError;
 
 /// Pause before listing again after a watch failed to start or broke.
 const RELIST: Duration = Duration::from_millis(250);
-/// Server-side bound of one watch request; it is renewed after.
-const WATCH_SECONDS: u32 = 290;
+/// Server-side bound of one watch request, after which it lists again: also a bound on how
+/// long an event lost on the way (a proxy, an API server restart) could delay a step.
+const WATCH_SECONDS: u32 = 10;
 
 impl Kube {
     /// Waits until every object is ready; fails at once when one fails (a failed Job, a
@@ -103,6 +112,75 @@ impl Kube {
                         break;
                     }
                 }
+            }
+        }
+    }
+}
+
+impl Kube {
+    /// Waits until none of `names` is left among the namespaces, watching their deletion.
+    pub(super) async fn wait_namespaces_gone(
+        &self,
+        names: &[String],
+        timeout: Duration,
+    ) -> Result<(), ToolError> {
+        let left: Mutex<BTreeSet<String>> = Mutex::new(names.iter().cloned().collect());
+        let gone = async {
+            let api: Api<Namespace> = Api::all(self.client.clone());
+            loop {
+                let list = api
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(|e| kube_error("listing namespaces", e))?;
+                let listed: BTreeSet<String> = list
+                    .items
+                    .into_iter()
+                    .filter_map(|n| n.metadata.name)
+                    .collect();
+                let remaining = {
+                    let mut left = left.lock().unwrap_or_else(|e| e.into_inner());
+                    left.retain(|n| listed.contains(n));
+                    left.len()
+                };
+                if remaining == 0 {
+                    return Ok::<(), ToolError>(());
+                }
+                let version = list.metadata.resource_version.unwrap_or_default();
+                let params = WatchParams::default().timeout(WATCH_SECONDS);
+                let mut events = match api.watch(&params, &version).await {
+                    Ok(events) => events.boxed(),
+                    Err(e) => {
+                        debug!(error = %e, "cannot watch namespaces; listing again");
+                        tokio::time::sleep(RELIST).await;
+                        continue;
+                    }
+                };
+                while let Ok(Some(event)) = events.try_next().await {
+                    match event {
+                        WatchEvent::Deleted(namespace) => {
+                            let mut left = left.lock().unwrap_or_else(|e| e.into_inner());
+                            if let Some(name) = &namespace.metadata.name {
+                                left.remove(name);
+                            }
+                            if left.is_empty() {
+                                return Ok(());
+                            }
+                        }
+                        WatchEvent::Error(_) => break,
+                        _ => {}
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, gone).await {
+            Ok(done) => done,
+            Err(_) => {
+                let left = left.lock().unwrap_or_else(|e| e.into_inner());
+                Err(ToolError::new(format!(
+                    "namespaces still terminating after {}: {}",
+                    humantime::format_duration(timeout),
+                    left.iter().cloned().collect::<Vec<_>>().join(", ")
+                )))
             }
         }
     }
