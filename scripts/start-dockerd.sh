@@ -2,8 +2,8 @@
 # Start a Docker Engine for infrad's tests, if one is not already answering.
 #
 # No bridge network and no iptables/masquerade rules: containers here get
-# `--network none` at most, so nothing ever leaves loopback (see DESIGN.md,
-# "How it is tested here"). Idempotent: safe to run any number of times.
+# `--network none` at most, so nothing ever leaves loopback (see
+# docs/architecture.md, "How it is tested"). Idempotent: safe to run any number of times.
 set -euo pipefail
 
 log="${TMPDIR:-/tmp}/infrad-dockerd.log"

@@ -1,5 +1,5 @@
-//! The `kind` CLI, as described in KIND-CLI.md: progress on stderr, `ERROR:` lines and exit 1
-//! on failure, idempotent deletes.
+//! The `kind` CLI, as described in docs/kind-contract.md: progress on stderr, `ERROR:` lines
+//! and exit 1 on failure, idempotent deletes.
 use std::{
     ffi::OsString,
     path::{Path, PathBuf},

@@ -1,5 +1,5 @@
-//! The fake kind fixture (`tests/fixtures/fake-kind`) keeps kind's command-line contract
-//! (/work/shared/KIND-CLI.md): outputs on the right stream, exit codes and exact error texts.
+//! The fake kind fixture (`test-support/fixtures/fake-kind`) keeps kind's command-line contract
+//! (docs/kind-contract.md): outputs on the right stream, exit codes and exact error texts.
 //!
 //! These run the script without Docker (`FAKE_KIND_NO_DOCKER=1`), except the Docker-backed test,
 //! which is skipped loudly when `docker info` fails, unless `INFRAD_REQUIRE_DOCKER=1` is set, when
