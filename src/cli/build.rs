@@ -74,6 +74,9 @@ pub async fn build(args: BuildArgs) -> Result<()> {
         "building cluster {} (profile {})",
         cluster.name, cluster.profile.name
     );
+    for step in &cluster.profile.deploy {
+        println!("  deploy step {}: {}", step.name, step.image_use());
+    }
     let printer = tokio::spawn(async move {
         let mut view = StepView::for_stderr();
         let mut redraw = tokio::time::interval(std::time::Duration::from_millis(250));

@@ -40,6 +40,9 @@ pub fn check_config(args: ConfigArgs) -> Result<()> {
             humantime::format_duration(pool.lease_ttl),
             humantime::format_duration(pool.max_lease_ttl),
         );
+        for step in &profile.deploy {
+            println!("    deploy step {}: {}", step.name, step.image_use());
+        }
     }
     Ok(())
 }

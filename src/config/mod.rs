@@ -5,6 +5,7 @@
 //! documents every key.
 mod duration;
 mod error;
+mod images_used;
 mod pool;
 mod raw;
 mod recipe;
@@ -128,9 +129,26 @@ pub struct Bootstrap {
 pub struct DeployStep {
     pub name: String,
     pub manifests: Vec<PathBuf>,
+    /// The profile's images its manifests use; with none it need not wait for the load phase.
+    pub images: Vec<String>,
     /// Steps that must be ready before this one starts.
     pub after: Vec<String>,
     pub timeout: Duration,
+}
+
+impl DeployStep {
+    /// What the step waits for besides `after`, for people: `check-config` and `infrad build`
+    /// print it.
+    pub fn image_use(&self) -> String {
+        if self.images.is_empty() {
+            "uses no profile image: starts while the images load".into()
+        } else {
+            format!(
+                "uses {}: starts once they are loaded",
+                self.images.join(", ")
+            )
+        }
+    }
 }
 
 impl Config {

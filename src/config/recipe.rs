@@ -92,7 +92,8 @@ pub(super) fn validate(
         manifests: manifests(base, bootstrap.manifests, &at("bootstrap.manifests"))?,
         timeout: duration(bootstrap.timeout, Duration::from_secs(120)),
     };
-    let deploy = steps(profile, span, base, deploy)?;
+    let image_names: Vec<String> = images.iter().map(|i| i.name.clone()).collect();
+    let deploy = steps(profile, span, base, deploy, &image_names)?;
     Ok(Recipe {
         images,
         cluster,
@@ -106,6 +107,7 @@ fn steps(
     span: &Range<usize>,
     base: &Path,
     raw: Vec<Spanned<RawStep>>,
+    images: &[String],
 ) -> Result<Vec<DeployStep>, Unlocated> {
     let key = |field: &str| format!("profiles.{profile}.deploy.{field}");
     let mut spans: BTreeMap<String, Range<usize>> = BTreeMap::new();
@@ -139,8 +141,13 @@ fn steps(
                 ));
             }
         }
+        let manifest_span = step.manifests.first().map_or(span.clone(), |m| m.span());
+        let manifests = manifests(base, step.manifests, &key("manifests"))?;
+        let images = super::images_used::in_files(&manifests, images)
+            .map_err(|e| Unlocated::new(manifest_span, key("manifests"), e))?;
         steps.push(DeployStep {
-            manifests: manifests(base, step.manifests, &key("manifests"))?,
+            manifests,
+            images,
             after: step.after.into_iter().map(Spanned::into_inner).collect(),
             timeout: step
                 .timeout

@@ -233,3 +233,45 @@ fn missing_files_and_unpinned_images_are_refused() {
         "{e}"
     );
 }
+
+const TWO_STEPS: &str = r#"
+[[profiles.demo.images]]
+name = "web:dev"
+context = "web"
+[[profiles.demo.deploy]]
+name = "db"
+manifests = ["db.yaml"]
+[[profiles.demo.deploy]]
+name = "web"
+manifests = ["web.yaml"]
+"#;
+
+#[test]
+fn the_images_each_step_uses_come_from_its_manifests() {
+    let dir = recipe_dir();
+    std::fs::write(
+        dir.path().join("web.yaml"),
+        "kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n      - {name: web, image: \"web:dev\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("db.yaml"),
+        "kind: StatefulSet\nspec: {image: postgres:16}\n",
+    )
+    .unwrap();
+    let config = parse_in(&dir, TWO_STEPS).unwrap();
+    let demo = config.profile("demo").unwrap();
+    assert!(demo.deploy[0].images.is_empty(), "db uses no profile image");
+    assert_eq!(demo.deploy[1].images, ["web:dev"]);
+    assert!(demo.deploy[0].image_use().contains("no profile image"));
+}
+
+#[test]
+fn a_manifest_that_is_not_yaml_names_the_file_and_key() {
+    let dir = recipe_dir();
+    std::fs::write(dir.path().join("web.yaml"), "kind: [unclosed\n").unwrap();
+    let err = parse_in(&dir, TWO_STEPS).unwrap_err().to_string();
+    assert!(err.contains("profiles.demo.deploy.manifests"), "{err}");
+    assert!(err.contains("web.yaml is not valid YAML"), "{err}");
+    assert!(err.contains("infrad.toml:"), "located: {err}");
+}

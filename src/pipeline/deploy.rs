@@ -1,5 +1,6 @@
-//! Phase 4: deploy steps in parallel, each starting once every step in its `after` is ready.
-//! The first failure cancels the others (their futures are dropped).
+//! Phase 4: deploy steps in parallel, each starting once every step in its `after` is ready and,
+//! if it uses any of the profile's images, once they are loaded. The first failure cancels the
+//! others (their futures are dropped).
 use std::collections::HashMap;
 
 use futures::{
@@ -14,14 +15,16 @@ use crate::{
     tools::kube::Kube,
 };
 
-type StepFuture<'a> = Shared<BoxFuture<'a, ProvisionResult<()>>>;
+/// A step (or the load phase) that others may wait for.
+pub(super) type StepFuture<'a> = Shared<BoxFuture<'a, ProvisionResult<()>>>;
 
-pub(super) async fn run(
-    kube: &Kube,
-    steps: &[DeployStep],
-    recorder: &Recorder,
+pub(super) async fn run<'a>(
+    kube: &'a Kube,
+    steps: &'a [DeployStep],
+    recorder: &'a Recorder,
+    loaded: StepFuture<'a>,
 ) -> ProvisionResult<()> {
-    let mut futures: HashMap<&str, StepFuture<'_>> = HashMap::new();
+    let mut futures: HashMap<&str, StepFuture<'a>> = HashMap::new();
     // Config validation refused cycles, so repeated passes place every step.
     while futures.len() < steps.len() {
         for step in steps {
@@ -30,11 +33,14 @@ pub(super) async fn run(
             {
                 continue;
             }
-            let after: Vec<StepFuture<'_>> = step
+            let mut after: Vec<StepFuture<'a>> = step
                 .after
                 .iter()
                 .map(|a| futures[a.as_str()].clone())
                 .collect();
+            if !step.images.is_empty() {
+                after.push(loaded.clone());
+            }
             let future = async move {
                 try_join_all(after).await?;
                 recorder

@@ -13,6 +13,7 @@ use std::{
     sync::Arc,
 };
 
+use futures::FutureExt;
 use tracing::info;
 
 pub use images::BuiltImage;
@@ -117,8 +118,12 @@ impl Provisioner for Pipeline {
         let images = self.build_images(profile, recorder).await?;
         let kubeconfig = self.kubeconfig_path(&cluster.name);
         let kube = cluster::create(&self.kind, cluster, &kubeconfig, recorder).await?;
-        if !images.is_empty() {
-            let names: Vec<String> = images.iter().map(|i| i.name.clone()).collect();
+        let names: Vec<String> = images.iter().map(|i| i.name.clone()).collect();
+        // Deploy steps that use none of the profile's images start while the images load.
+        let loaded = async {
+            if names.is_empty() {
+                return Ok(());
+            }
             recorder
                 .step("load", "kind load docker-image", async {
                     self.kind
@@ -126,9 +131,14 @@ impl Provisioner for Pipeline {
                         .await
                         .map_err(step_failure("load", "kind load docker-image"))
                 })
-                .await?;
+                .await
         }
-        deploy::run(&kube, &profile.deploy, recorder).await?;
+        .boxed()
+        .shared();
+        futures::try_join!(
+            loaded.clone(),
+            deploy::run(&kube, &profile.deploy, recorder, loaded.clone())
+        )?;
         reset::record_baseline(&kube, &self.baseline_path(&cluster.name)).await?;
         let text = std::fs::read_to_string(&kubeconfig).map_err(|e| RunFailure {
             phase: "cluster".into(),

@@ -522,3 +522,47 @@ async fn readiness_is_watched() {
         .count();
     assert_eq!(gets_of_db, 0, "no polling GETs of db: {requests:#?}");
 }
+
+/// A deploy step that uses none of the profile's images starts as soon as the cluster is
+/// bootstrapped, while the images load; a step that uses one starts once they are loaded.
+#[tokio::test]
+async fn an_image_free_step_starts_while_the_images_load() {
+    if !docker_available("an_image_free_step_starts_while_the_images_load") {
+        return;
+    }
+    let world = FakeWorld::new().await;
+    world.set_kind_env(&[("FAKE_KIND_DELAY_LOAD", "1")]);
+    world.api.set_ready_delay(Duration::from_millis(200));
+    let text = Recipe::new("demo")
+        .toml("[profiles.demo.pool]\nwarm = 1\nmax = 1\n[profiles.demo.cluster]\nready_timeout = \"10s\"")
+        .image("infrad-image-free-test/app:dev", "app")
+        .bootstrap("namespace.yaml", &namespace("app"))
+        .step("cache", &[], &deployment("cache", "app", "redis:7", None))
+        .step(
+            "app",
+            &[],
+            &deployment("app", "app", "infrad-image-free-test/app:dev", None),
+        )
+        .write(&world);
+    let daemon = world.daemon(&text).await;
+    ready(&daemon.client().await, 1).await;
+    let store = daemon.store().await;
+    let cluster = store
+        .clusters(Some("demo"), &[infrad::store::ClusterState::Ready])
+        .await
+        .unwrap();
+    let steps = store.build_steps(&cluster[0].id).await.unwrap();
+    let load = step(&steps, "load", "kind load docker-image");
+    let bootstrap = step(&steps, "cluster", "bootstrap");
+    let cache = step(&steps, "deploy", "cache");
+    let app = step(&steps, "deploy", "app");
+    assert!(
+        cache.started_at >= end(bootstrap) && cache.started_at < end(load),
+        "cache starts after bootstrap, before the load ends: {steps:#?}"
+    );
+    assert!(overlap(cache, load), "cache deploys while the images load");
+    assert!(
+        app.started_at >= end(load),
+        "app waits for its image: {steps:#?}"
+    );
+}
