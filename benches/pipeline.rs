@@ -31,11 +31,12 @@ const IMAGES: [(&str, &str); 2] = [
     ("controller:dev", "controller"),
     ("datastorage:dev", "datastorage"),
 ];
-/// Deploy steps: name, the steps it waits for, ready delay of its workload (ms).
-const DEPLOY: [(&str, &[&str], u64); 3] = [
-    ("db", &[], 1_500),
-    ("api", &["db"], 2_000),
-    ("tekton", &[], 3_000),
+/// Deploy steps: name, the steps it waits for, ready delay of its workload (ms), its image.
+/// `tekton` runs a registry image, none of the profile's: it starts while the images load.
+const DEPLOY: [(&str, &[&str], u64, &str); 3] = [
+    ("db", &[], 1_500, "datastorage:dev"),
+    ("api", &["db"], 2_000, "controller:dev"),
+    ("tekton", &[], 3_000, "tekton:v1"),
 ];
 const RUNS: usize = 3;
 /// Added to every ready delay in one extra run, to take them off a 250 ms grid (1.5 s, 2 s and
@@ -58,61 +59,83 @@ fn took(step: &StepRow) -> Duration {
 fn ready_delay(step: &str, offset_ms: u64) -> Option<Duration> {
     DEPLOY
         .iter()
-        .find(|(name, _, _)| *name == step)
-        .map(|(_, _, delay)| Duration::from_millis(delay + offset_ms))
+        .find(|s| s.0 == step)
+        .map(|s| Duration::from_millis(s.2 + offset_ms))
 }
 
-/// The longest chain through the deploy steps' `after` edges, each step at `duration`.
-fn longest_deploy_chain(
+/// Whether a deploy step runs one of the profile's images (and so waits for the load phase).
+fn uses_profile_image(step: &str) -> bool {
+    DEPLOY
+        .iter()
+        .find(|s| s.0 == step)
+        .is_some_and(|s| IMAGES.iter().any(|(image, _)| *image == s.3))
+}
+
+/// When the last deploy step ends, and the chain of steps leading to it: each step starts when
+/// its `after` steps have ended and not before `start(step)`, then takes `duration(step)`.
+fn deploy_finish(
     duration: &dyn Fn(&str) -> Option<Duration>,
+    start: &dyn Fn(&str) -> Duration,
 ) -> (Duration, Vec<&'static str>) {
     fn finish(
         name: &'static str,
         duration: &dyn Fn(&str) -> Option<Duration>,
+        start: &dyn Fn(&str) -> Duration,
     ) -> (Duration, Vec<&'static str>) {
-        let after = DEPLOY
-            .iter()
-            .find(|(n, _, _)| *n == name)
-            .map_or(&[][..], |s| s.1);
+        let after = DEPLOY.iter().find(|s| s.0 == name).map_or(&[][..], |s| s.1);
         let mut best = after
             .iter()
-            .map(|dep| finish(dep, duration))
+            .map(|dep| finish(dep, duration, start))
             .max_by_key(|(d, _)| *d)
-            .unwrap_or_default();
+            .filter(|(d, _)| *d >= start(name))
+            .unwrap_or((start(name), Vec::new()));
         best.0 += duration(name).unwrap_or_default();
         best.1.push(name);
         best
     }
     DEPLOY
         .iter()
-        .map(|(name, _, _)| finish(name, duration))
+        .map(|s| finish(s.0, duration, start))
         .max_by_key(|(d, _)| *d)
         .unwrap_or_default()
 }
 
 /// What a pipeline with zero overhead would take with the configured latencies: slowest image
-/// build, then create, then load, then the longest deploy chain; with its parts, for the report.
+/// build, create, then the deploy steps, those that use a profile image after the load; with
+/// the parts of its critical path, for the report.
 struct Ideal {
     total: Duration,
     parts: Vec<(String, Duration)>,
 }
 
 fn ideal(offset_ms: u64) -> Ideal {
-    let (deploy, chain) = longest_deploy_chain(&|name| ready_delay(name, offset_ms));
-    let parts = vec![
-        ("build".to_string(), Duration::from_secs_f64(BUILD_SECS)),
-        ("create".to_string(), Duration::from_secs_f64(CREATE_SECS)),
-        ("load".to_string(), Duration::from_secs_f64(LOAD_SECS)),
-        (chain.join("->"), deploy),
-    ];
+    let build = Duration::from_secs_f64(BUILD_SECS);
+    let create = Duration::from_secs_f64(CREATE_SECS);
+    let load = Duration::from_secs_f64(LOAD_SECS);
+    let start = |name: &str| {
+        build
+            + create
+            + if uses_profile_image(name) {
+                load
+            } else {
+                Duration::ZERO
+            }
+    };
+    let (end, chain) = deploy_finish(&|name| ready_delay(name, offset_ms), &start);
+    let mut parts = vec![("build".to_string(), build), ("create".to_string(), create)];
+    if chain.first().is_none_or(|first| uses_profile_image(first)) {
+        parts.push(("load".to_string(), load));
+    }
+    let deploy = end.saturating_sub(parts.iter().map(|(_, d)| *d).sum());
+    parts.push((chain.join("->"), deploy));
     Ideal {
-        total: parts.iter().map(|(_, d)| *d).sum(),
+        total: end.max(build + create + load),
         parts,
     }
 }
 
 /// The critical path of a recorded run, each step at its own recorded duration: slowest image
-/// build, the cluster and load steps in sequence, then the longest deploy chain.
+/// build, the cluster steps, the load if the deciding deploy chain waits for it, then that chain.
 fn critical_path(steps: &[StepRow]) -> Vec<&StepRow> {
     let mut chain: Vec<&StepRow> = Vec::new();
     chain.extend(
@@ -121,13 +144,18 @@ fn critical_path(steps: &[StepRow]) -> Vec<&StepRow> {
             .filter(|s| s.phase == "build")
             .max_by_key(|s| took(s)),
     );
-    chain.extend(
-        steps
-            .iter()
-            .filter(|s| s.phase == "cluster" || s.phase == "load"),
-    );
+    chain.extend(steps.iter().filter(|s| s.phase == "cluster"));
+    let load = steps.iter().find(|s| s.phase == "load");
     let find = |name: &str| steps.iter().find(|s| s.phase == "deploy" && s.step == name);
-    let (_, deploy) = longest_deploy_chain(&|name| find(name).map(took));
+    let before: Duration = chain.iter().map(|s| took(s)).sum();
+    let start = |name: &str| match load {
+        Some(load) if uses_profile_image(name) => before + took(load),
+        _ => before,
+    };
+    let (_, deploy) = deploy_finish(&|name| find(name).map(took), &start);
+    if deploy.first().is_none_or(|first| uses_profile_image(first)) {
+        chain.extend(load);
+    }
     chain.extend(deploy.into_iter().filter_map(find));
     chain
 }
@@ -160,38 +188,24 @@ async fn world(
     for (name, context) in IMAGES {
         recipe = recipe.image(name, context);
     }
-    let text = recipe
-        .bootstrap(
-            "bootstrap.yaml",
-            &documents(&[
-                &crd("pipelines", "tekton.dev", "Pipeline"),
-                &namespace("app"),
-            ]),
-        )
-        .step(
-            "db",
-            &[],
-            &stateful_set("postgres", "app", "datastorage:dev", Some(&ready("db"))),
-        )
-        .timeout("60s")
-        .step(
-            "api",
-            &["db"],
-            &deployment("controller", "app", "controller:dev", Some(&ready("api"))),
-        )
-        .timeout("60s")
-        .step(
-            "tekton",
-            &[],
-            &deployment(
-                "tekton-pipelines-controller",
-                "tekton-pipelines",
-                "tekton:v1",
-                Some(&ready("tekton")),
-            ),
-        )
-        .timeout("60s")
-        .write(&world);
+    recipe = recipe.bootstrap(
+        "bootstrap.yaml",
+        &documents(&[
+            &crd("pipelines", "tekton.dev", "Pipeline"),
+            &namespace("app"),
+        ]),
+    );
+    // The database as a StatefulSet, the rest as Deployments, each of its step's image.
+    for (name, after, _, image) in DEPLOY {
+        let ready = Some(ready(name));
+        let manifest = if name == "db" {
+            stateful_set(name, "app", image, ready.as_deref())
+        } else {
+            deployment(name, "app", image, ready.as_deref())
+        };
+        recipe = recipe.step(name, after, &manifest).timeout("60s");
+    }
+    let text = recipe.write(&world);
     (world, text)
 }
 
@@ -310,6 +324,74 @@ async fn sequential_one_shots() -> Sequential {
     }
 }
 
+/// The seed's order as a plain shell script, which is what a suite would run without infrad:
+/// images built in parallel, the cluster, bootstrap, the load, then the deploy chains in
+/// parallel (`&` + `wait`), each step applied with kubectl and waited for with `rollout status`.
+fn seed_order_script() -> String {
+    let mut script = String::from(
+        "set -euo pipefail\nexport KUBECONFIG=\"$PWD/seed.kubeconfig\"\n\
+         apply() { kubectl apply --server-side --validate=false -f \"$1\" >/dev/null; }\n",
+    );
+    for (name, context) in IMAGES {
+        script.push_str(&format!(
+            "docker build --tag {name} --file {context}/Dockerfile {context} 2>/dev/null &\n"
+        ));
+    }
+    script.push_str(
+        "wait\nkind create cluster --name seed-order --kubeconfig \"$KUBECONFIG\" 2>/dev/null\n",
+    );
+    script.push_str("apply bootstrap.yaml\nkubectl wait --for=condition=established --timeout=60s crd/pipelines.tekton.dev >/dev/null\n");
+    let names: Vec<&str> = IMAGES.iter().map(|(name, _)| *name).collect();
+    script.push_str(&format!(
+        "kind load docker-image {} --name seed-order 2>/dev/null\n",
+        names.join(" ")
+    ));
+    // One background chain per step that waits for nothing, its dependants after it.
+    for (name, _, _, _) in DEPLOY.iter().filter(|s| s.1.is_empty()) {
+        let mut chain = vec![*name];
+        while let Some(next) = DEPLOY.iter().find(|s| s.1 == [*chain.last().unwrap()]) {
+            chain.push(next.0);
+        }
+        let steps: Vec<String> = chain
+            .iter()
+            .map(|step| {
+                let kind = if *step == "db" { "statefulset" } else { "deployment" };
+                format!("apply {step}.yaml && kubectl rollout status --timeout=60s {kind}/{step} -n app >/dev/null")
+            })
+            .collect();
+        script.push_str(&format!("({}) &\n", steps.join(" && ")));
+    }
+    script.push_str("wait\n");
+    script
+}
+
+/// Runs [`seed_order_script`] in a fresh world (fresh fake API server) with the same fake tools.
+async fn seed_order() -> Duration {
+    let (world, _) = world(1, 2, 0).await;
+    let dir = world.dir.path();
+    std::fs::write(dir.join("seed-order.sh"), seed_order_script()).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let started = Instant::now();
+    let output = tokio::process::Command::new("bash")
+        .arg("seed-order.sh")
+        .current_dir(dir)
+        .env("PATH", path)
+        .output()
+        .await
+        .expect("bash runs");
+    let took = started.elapsed();
+    assert!(
+        output.status.success(),
+        "the seed-order script failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    took
+}
+
 fn configured_latency(step: &StepRow, offset_ms: u64) -> String {
     match (step.phase.as_str(), step.step.as_str()) {
         ("build", _) => format!("{BUILD_SECS:.2}s (docker build)"),
@@ -370,7 +452,7 @@ fn report_run(run: &OneShot, offset_ms: u64) {
     println!("    idle time on the critical path: {}", ms(idle + tail));
 }
 
-fn report_efficiency(runs: &[OneShot], off_grid: &OneShot) {
+fn report_efficiency(runs: &[OneShot], off_grid: &OneShot, scripts: &[Duration]) {
     let ideal0 = ideal(0);
     let parts: Vec<String> = ideal0
         .parts
@@ -424,6 +506,27 @@ fn report_efficiency(runs: &[OneShot], off_grid: &OneShot) {
     );
     println!(
         "   (span = first step start to last step end; naive sum = every step one after another)"
+    );
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let script_secs: Vec<f64> = scripts.iter().map(Duration::as_secs_f64).collect();
+    let infrad_secs: Vec<f64> = runs.iter().map(|r| r.wall.as_secs_f64()).collect();
+    println!(
+        "   baseline, the seed's order as a shell script (docker build &, kind create, kubectl apply \
+         --server-side, kubectl wait / rollout status, & + wait): [{}]",
+        scripts
+            .iter()
+            .map(|d| secs(*d))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "   infrad / script: {:.3} (medians {} / {})",
+        median(infrad_secs.clone()) / median(script_secs.clone()),
+        secs(Duration::from_secs_f64(median(infrad_secs))),
+        secs(Duration::from_secs_f64(median(script_secs)))
     );
     println!();
     if let Some(last) = runs.last() {
@@ -508,12 +611,16 @@ async fn main() {
         pools.push(pool_fill(limit).await);
     }
     let sequential = sequential_one_shots().await;
+    let mut scripts = Vec::new();
+    for _ in 0..RUNS {
+        scripts.push(seed_order().await);
+    }
 
     println!("infrad pipeline benchmark (cargo bench --bench pipeline)");
     println!();
     let deploy: Vec<String> = DEPLOY
         .iter()
-        .map(|(name, after, delay)| {
+        .map(|(name, after, delay, _)| {
             let after = if after.is_empty() {
                 String::new()
             } else {
@@ -529,7 +636,7 @@ async fn main() {
         deploy.join(" | ")
     );
     println!();
-    report_efficiency(&runs, &off_grid);
+    report_efficiency(&runs, &off_grid, &scripts);
     println!();
     report_pool(&pools, &sequential);
     println!();
