@@ -7,6 +7,7 @@ use futures::{Stream, StreamExt};
 use socket2::{SockRef, TcpKeepalive};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_stream::wrappers::TcpListenerStream;
+use tracing::warn;
 
 /// Idle time before TCP keep-alive probes: a vanished client's connection is noticed.
 pub const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
@@ -15,8 +16,12 @@ pub const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 pub fn accept(listener: TcpListener) -> impl Stream<Item = io::Result<TcpStream>> {
     TcpListenerStream::new(listener).map(|accepted| {
         let stream = accepted?;
-        stream.set_nodelay(true)?;
-        SockRef::from(&stream).set_tcp_keepalive(&TcpKeepalive::new().with_time(TCP_KEEPALIVE))?;
+        // A connection whose options cannot be set still works, only slower: keep it.
+        if let Err(e) = stream.set_nodelay(true).and_then(|()| {
+            SockRef::from(&stream).set_tcp_keepalive(&TcpKeepalive::new().with_time(TCP_KEEPALIVE))
+        }) {
+            warn!(error = %e, "cannot tune an accepted connection");
+        }
         Ok(stream)
     })
 }

@@ -26,6 +26,8 @@ use crate::{
 /// HTTP/2 keep-alive pings on idle connections, and how long an answer may take.
 const HTTP2_KEEPALIVE: Duration = Duration::from_secs(30);
 const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long grants being taken back get to reach the store before it closes.
+const TAKE_BACK_STOP: Duration = Duration::from_secs(1);
 /// How long the pool gets to stop its tasks after the server stopped.
 const POOL_STOP: Duration = Duration::from_secs(8);
 
@@ -116,7 +118,8 @@ pub async fn serve<P: Provisioner>(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(LeaseServiceServer::new(LeaseService::new(
-            leases, pool_state,
+            Arc::clone(&leases),
+            pool_state,
         )))
         .serve_with_incoming_shutdown(
             connections::accept(listener),
@@ -127,6 +130,7 @@ pub async fn serve<P: Provisioner>(
     if tokio::time::timeout(POOL_STOP, pool_task).await.is_err() {
         warn!("pool tasks did not stop in time");
     }
+    leases.finish_take_backs(TAKE_BACK_STOP).await;
     store.close().await;
     info!("stopped");
     Ok(served?)

@@ -35,16 +35,12 @@ pub enum Error {
     Degraded { profile: String, reason: String },
     #[error("the daemon is shutting down")]
     ShuttingDown,
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
     #[error("database: {0}")]
     Store(#[from] sqlx::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    #[error(transparent)]
-    Client(#[from] infrad_client::Error),
     #[error("gRPC reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("gRPC server: {0}")]

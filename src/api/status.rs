@@ -14,11 +14,9 @@ impl From<Error> for Status {
             Error::LeaseLost { .. } => Code::FailedPrecondition,
             Error::NoCluster { .. } => Code::ResourceExhausted,
             Error::Degraded { .. } | Error::ShuttingDown => Code::Unavailable,
-            Error::Config(_)
-            | Error::Store(_)
+            Error::Store(_)
             | Error::Migrate(_)
             | Error::Io(_)
-            | Error::Client(_)
             | Error::Reflection(_)
             | Error::Transport(_) => {
                 error!(error = %e, "internal error");

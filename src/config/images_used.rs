@@ -1,5 +1,5 @@
-//! Which of a profile's own images a deploy step's manifests use: every string value equal to
-//! one of the image names, wherever it appears (containers, init containers, env, fields of a
+//! Which of a profile's own images a deploy step's manifests use: every string value naming one
+//! of the images (spelled as the runtime resolves it), wherever it appears (containers, init containers, env, fields of a
 //! custom resource). A step that uses none of them (Tekton, a database from a registry) need
 //! not wait for the images to be loaded.
 use std::{collections::BTreeSet, path::Path};
@@ -13,11 +13,28 @@ pub(super) fn in_manifest(text: &str, images: &[String]) -> Result<Vec<String>, 
     for document in &documents {
         collect_strings(document, &mut strings);
     }
+    let used: BTreeSet<String> = strings.into_iter().map(normalized).collect();
     Ok(images
         .iter()
-        .filter(|name| strings.contains(name.as_str()))
+        .filter(|name| used.contains(&normalized(name)))
         .cloned()
         .collect())
+}
+
+/// An image reference as the container runtime resolves it: `web:dev`, `library/web:dev` and
+/// `docker.io/library/web:dev` are one image; no tag means `:latest`.
+fn normalized(reference: &str) -> String {
+    let name = reference
+        .strip_prefix("docker.io/")
+        .or_else(|| reference.strip_prefix("index.docker.io/"))
+        .unwrap_or(reference);
+    let name = name.strip_prefix("library/").unwrap_or(name);
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') || last.contains('@') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
 }
 
 /// The same over several files, read from disk.
@@ -75,6 +92,18 @@ mod tests {
     fn a_registry_image_or_a_longer_string_is_not_a_profile_image() {
         let text = "kind: Deployment\nmetadata:\n  name: tekton\n  annotations: {note: \"controller:dev is built elsewhere\"}\nspec:\n  image: gcr.io/tekton/controller:v1\n";
         assert!(in_manifest(text, &images()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn spellings_of_the_same_image_match() {
+        let images = ["web:dev", "tool"].map(String::from).to_vec();
+        let text = "a: docker.io/library/web:dev\nb: library/tool:latest\n";
+        assert_eq!(in_manifest(text, &images).unwrap(), ["web:dev", "tool"]);
+        assert!(
+            in_manifest("a: web:prod\nb: registry.example/tool\n", &images)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 use std::sync::Arc;
 
 use tokio::sync::Notify;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::{
@@ -16,16 +17,25 @@ use crate::{
 pub struct Grant {
     lease: LeaseRow,
     build: Vec<StepRow>,
-    /// `None` for a lease an earlier call with the same request id got: it belongs to that
-    /// call, and is never taken back on this one's behalf.
+    owner: Unanswered,
+}
+
+/// The duty to take a lease back, from before the store grants it (a call cancelled while the
+/// grant commits leaves nothing behind) until it is delivered. Empty for a lease an earlier call
+/// with the same request id got: it belongs to that call, and is never taken back for this one.
+#[derive(Debug)]
+pub(super) struct Unanswered {
+    lease_id: String,
     take_back: Option<TakeBack>,
 }
 
-/// What taking a grant back needs: the store, and a nudge for the pool to serve the cluster.
+/// What taking a grant back needs: the store, a nudge for the pool to serve the cluster, and
+/// the tracker the daemon waits on before it closes the store.
 #[derive(Clone)]
 pub(super) struct TakeBack {
     pub store: Store,
     pub pool_wake: Arc<Notify>,
+    pub tasks: TaskTracker,
 }
 
 impl std::fmt::Debug for TakeBack {
@@ -40,20 +50,56 @@ impl TakeBack {
             lease_id,
             "the caller never received its lease; taking it back"
         );
-        match self.store.undo_grant(&lease_id, time::now()).await {
+        match self.store.take_back_grant(&lease_id, time::now()).await {
             Ok(()) => self.pool_wake.notify_one(),
             Err(e) => warn!(error = %e, lease_id, "cannot take back a grant; it ends with its TTL"),
         }
     }
 }
 
+impl Unanswered {
+    /// Armed for `lease_id`, a lease about to be granted.
+    pub(super) fn new(lease_id: String, take_back: TakeBack) -> Self {
+        Self {
+            lease_id,
+            take_back: Some(take_back),
+        }
+    }
+
+    /// Nothing to take back (no lease was granted, or it is another call's).
+    pub(super) fn disarm(mut self) -> Self {
+        self.take_back = None;
+        self
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        let Some(take_back) = self.take_back.take() else {
+            return;
+        };
+        let lease_id = std::mem::take(&mut self.lease_id);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(
+                take_back
+                    .tasks
+                    .clone()
+                    .spawn_on(take_back.run(lease_id), &runtime),
+            ),
+            Err(_) => warn!(
+                lease_id,
+                "no runtime to take back a grant; it ends with its TTL"
+            ),
+        }
+    }
+}
+
 impl Grant {
-    /// A fresh grant (`take_back` set) or a retry's existing lease (`None`).
-    pub(super) fn new(lease: LeaseRow, take_back: Option<TakeBack>) -> Self {
+    pub(super) fn new(lease: LeaseRow, owner: Unanswered) -> Self {
         Self {
             lease,
             build: Vec::new(),
-            take_back,
+            owner,
         }
     }
 
@@ -73,30 +119,14 @@ impl Grant {
 
     /// The caller has its lease: from now on only Release or expiry ends it.
     pub fn deliver(mut self) {
-        self.take_back = None;
+        self.owner.take_back = None;
     }
 
     /// Takes the grant back now and waits until the store has it (where a caller must not
     /// return before, such as at shutdown, when the store closes next).
     pub async fn take_back(mut self) {
-        if let Some(take_back) = self.take_back.take() {
+        if let Some(take_back) = self.owner.take_back.take() {
             take_back.run(self.lease.id.clone()).await;
-        }
-    }
-}
-
-impl Drop for Grant {
-    fn drop(&mut self) {
-        let Some(take_back) = self.take_back.take() else {
-            return;
-        };
-        let lease_id = self.lease.id.clone();
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn(take_back.run(lease_id))),
-            Err(_) => warn!(
-                lease_id,
-                "no runtime to take back a grant; it ends with its TTL"
-            ),
         }
     }
 }

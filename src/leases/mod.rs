@@ -19,11 +19,11 @@ pub mod token;
 use std::{sync::Arc, time::Duration};
 
 use tokio::sync::{Notify, watch};
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::info;
 
 pub use grant::Grant;
-use grant::TakeBack;
+use grant::{TakeBack, Unanswered};
 use queue::Queue;
 pub use report::{ClusterReport, ProfileReport};
 
@@ -124,6 +124,8 @@ pub struct Leases<V> {
     pool: Arc<V>,
     /// Wakes the pool: a lease ended or demand changed.
     pool_wake: Arc<Notify>,
+    /// Grants being taken back in the background.
+    take_backs: TaskTracker,
     shutdown: CancellationToken,
 }
 
@@ -146,6 +148,7 @@ impl<V: PoolView> Leases<V> {
             queues,
             pool,
             pool_wake,
+            take_backs: TaskTracker::new(),
             shutdown,
         }
     }
@@ -167,13 +170,18 @@ impl<V: PoolView> Leases<V> {
         self.queues.get(profile).map_or(0, |q| q.len())
     }
 
-    /// Answers every caller waiting for `profile` with why it is degraded. Taken in turn with
-    /// Acquire's own check, so no caller joins the queue of a profile just degraded.
-    pub async fn fail_waiters(&self, profile: &str, reason: &str) {
+    /// Answers every caller waiting for `profile` with why it is degraded. The pool marks the
+    /// profile degraded first; this then takes the grant lock that Acquire checks under, so no
+    /// caller joins the queue of a profile just degraded. A profile healthy again by then
+    /// keeps its waiters.
+    pub async fn fail_waiters(&self, profile: &str) {
         if let Some(queue) = self.queues.get(profile) {
             let _serial = queue.grant_lock.lock().await;
+            let Some(reason) = self.pool.degraded_reason(profile) else {
+                return;
+            };
             for waiter in queue.drain() {
-                let _ = waiter.tx.send(Err(reason.to_string()));
+                let _ = waiter.tx.send(Err(reason.clone()));
             }
         }
     }
@@ -195,6 +203,19 @@ impl<V: PoolView> Leases<V> {
         TakeBack {
             store: self.store.clone(),
             pool_wake: Arc::clone(&self.pool_wake),
+            tasks: self.take_backs.clone(),
+        }
+    }
+
+    /// Waits (at most `limit`) for grants being taken back in the background: the daemon
+    /// calls it before it closes the store.
+    pub async fn finish_take_backs(&self, limit: Duration) {
+        self.take_backs.close();
+        if tokio::time::timeout(limit, self.take_backs.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grants still being taken back at shutdown end with their TTL");
         }
     }
 
@@ -210,12 +231,18 @@ impl<V: PoolView> Leases<V> {
             request_id: terms.request_id.as_deref(),
             ttl_ms: millis(terms.ttl),
         };
+        // Armed before the store commits: a call dropped meanwhile leaves no lease behind.
+        let owner = Unanswered::new(id.clone(), self.take_back());
         let granted = self.store.grant(&lease, time::now()).await?;
-        Ok(granted.map(|lease| {
-            // Not ours to take back if it is the lease an earlier call got.
-            let ours = lease.id == id;
-            Grant::new(lease, ours.then(|| self.take_back()))
-        }))
+        Ok(match granted {
+            Some(lease) if lease.id == id => Some(Grant::new(lease, owner)),
+            // The lease an earlier call with the same request id got: not ours to take back.
+            Some(lease) => Some(Grant::new(lease, owner.disarm())),
+            None => {
+                owner.disarm();
+                None
+            }
+        })
     }
 
     /// Adds the timings of the build that made the grant's cluster. A store error drops the
@@ -321,7 +348,8 @@ impl<V: PoolView> LeaseApi for Leases<V> {
             if let Some(lost) = self.lost(&lease, time::now()).await? {
                 return Err(lost);
             }
-            return self.with_build(Grant::new(lease, None)).await;
+            let not_ours = Unanswered::new(lease.id.clone(), self.take_back()).disarm();
+            return self.with_build(Grant::new(lease, not_ours)).await;
         }
         let wait = ask.wait.unwrap_or(profile.pool.acquire_wait);
         let queue = self.queue(&profile.name)?;
@@ -369,7 +397,7 @@ impl<V: PoolView> LeaseApi for Leases<V> {
 
     async fn progress(&self, profile: &str, waiter: u64) -> Result<Option<Progress>> {
         let queue = self.queue(profile)?;
-        let Some((position, waiting)) = queue.place(waiter) else {
+        let Some((position, waiting)) = queue.position(waiter) else {
             return Ok(None);
         };
         let now = time::now();

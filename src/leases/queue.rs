@@ -26,7 +26,7 @@ pub struct Place {
 }
 
 impl Place {
-    /// Waits for this caller's turn; `None` if the queue was dropped.
+    /// Waits for this caller's turn; `None` if its waiter was dropped unanswered.
     pub async fn served(&mut self) -> Option<Outcome> {
         (&mut self.rx).await.ok()
     }
@@ -100,7 +100,7 @@ impl Queue {
     }
 
     /// Where a waiter stands (1 = next to be served) and how many wait, read together.
-    pub fn place(&self, id: u64) -> Option<(usize, usize)> {
+    pub fn position(&self, id: u64) -> Option<(usize, usize)> {
         let waiters = self.waiters();
         let position = waiters.iter().position(|w| w.id == id)?;
         Some((position + 1, waiters.len()))

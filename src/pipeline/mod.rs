@@ -1,5 +1,6 @@
 //! The four-phase hybrid pipeline that builds a cluster: build images ‖ → create cluster →
-//! load images ‖ → deploy services ‖ (each step once the steps it waits for are ready).
+//! load images ‖ → deploy services ‖ (each step once the steps it waits for are ready, and the
+//! images loaded if it uses one: a step that uses none deploys while they load).
 //! Every step is recorded; a failure names its phase and step with the tool's exit code and
 //! the tail of its stderr. Cancelling (dropping) a build kills its child processes.
 mod cluster;

@@ -12,8 +12,8 @@ pub trait Demand: Send + Sync + 'static {
     fn dispatch(&self, profile: &str) -> impl Future<Output = Result<()>> + Send;
     /// Ends every lease past its expiry (their clusters go to recycling); returns how many.
     fn expire_due(&self) -> impl Future<Output = Result<usize>> + Send;
-    /// Answers every caller waiting for `profile` with why it is degraded.
-    fn fail_waiters(&self, profile: &str, reason: &str) -> impl Future<Output = ()> + Send;
+    /// Answers every caller waiting for `profile` with why it is degraded, if it still is.
+    fn fail_waiters(&self, profile: &str) -> impl Future<Output = ()> + Send;
 }
 
 impl<V: PoolView> Demand for Leases<V> {
@@ -29,7 +29,7 @@ impl<V: PoolView> Demand for Leases<V> {
         Leases::expire_due(self).await
     }
 
-    async fn fail_waiters(&self, profile: &str, reason: &str) {
-        Leases::fail_waiters(self, profile, reason).await
+    async fn fail_waiters(&self, profile: &str) {
+        Leases::fail_waiters(self, profile).await
     }
 }

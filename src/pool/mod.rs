@@ -383,9 +383,10 @@ impl<P: Provisioner, D: Demand> Inner<P, D> {
 
     /// Marks a profile degraded (its waiters are answered with why) or healthy again.
     async fn degrade(&self, profile: &str, reason: Option<String>) {
-        self.state.set_degraded(profile, reason.clone());
-        if let Some(reason) = reason {
-            self.leases.fail_waiters(profile, &reason).await;
+        let degraded = reason.is_some();
+        self.state.set_degraded(profile, reason);
+        if degraded {
+            self.leases.fail_waiters(profile).await;
         }
     }
 

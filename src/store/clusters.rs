@@ -1,6 +1,9 @@
 use sqlx::{FromRow, QueryBuilder, Sqlite};
 
-use super::{Store, runs::RunFailure};
+use super::{
+    Store,
+    runs::{RunFailure, RunOutcome},
+};
 use crate::{Result, time::Millis};
 
 /// Where a cluster is in its life cycle (docs/architecture.md, "The life of a cluster").
@@ -138,7 +141,8 @@ impl Store {
         Ok(moved)
     }
 
-    /// `building` → `failed`, keeping the error on the cluster and the run.
+    /// `building` → `failed`, keeping the error on the cluster and the run; steps the failure
+    /// cut short (their futures dropped) end as cancelled.
     pub async fn mark_failed(
         &self,
         cluster_id: &str,
@@ -167,6 +171,14 @@ impl Store {
         .bind(&failure.step)
         .bind(failure.exit_code)
         .bind(&failure.error)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE run_steps SET outcome = ?, ended_at = ? WHERE run_id = ? AND outcome = 'running'",
+        )
+        .bind(RunOutcome::Cancelled)
+        .bind(now)
         .bind(run_id)
         .execute(&mut *tx)
         .await?;

@@ -122,7 +122,7 @@ impl Store {
 
     /// Takes back a grant nobody received (the caller gave up): the lease row goes, the
     /// cluster is ready again.
-    pub async fn undo_grant(&self, lease_id: &str, now: Millis) -> Result<()> {
+    pub async fn take_back_grant(&self, lease_id: &str, now: Millis) -> Result<()> {
         let mut tx = self.write().await?;
         let cluster: Option<String> = sqlx::query_scalar(
             "DELETE FROM leases WHERE id = ? AND ended_at IS NULL RETURNING cluster_id",

@@ -177,7 +177,7 @@ async fn expiry_ends_only_leases_past_their_time(pool: SqlitePool) {
 }
 
 #[sqlx::test(migrations = false)]
-async fn an_undone_grant_leaves_no_lease_and_a_ready_cluster(pool: SqlitePool) {
+async fn a_grant_taken_back_leaves_no_lease_and_a_ready_cluster(pool: SqlitePool) {
     let store = store(pool).await;
     ready_cluster(&store, "a", 10).await;
     store
@@ -185,7 +185,7 @@ async fn an_undone_grant_leaves_no_lease_and_a_ready_cluster(pool: SqlitePool) {
         .await
         .unwrap()
         .unwrap();
-    store.undo_grant("l1", 110).await.unwrap();
+    store.take_back_grant("l1", 110).await.unwrap();
     assert!(store.lease("l1").await.unwrap().is_none());
     assert_eq!(
         store.cluster("a").await.unwrap().unwrap().state,
@@ -253,10 +253,21 @@ async fn failure_streak_counts_failures_since_the_last_success(pool: SqlitePool)
             exit_code: Some(1),
             error: format!("boom {i}"),
         };
+        // A sibling step the failure cut short.
+        store
+            .step_started(run, "deploy", "tekton", 15)
+            .await
+            .unwrap();
         store
             .mark_failed(id, run, &failure, 20 + i as i64)
             .await
             .unwrap();
+        let steps = store.build_steps_of_run(run).await.unwrap();
+        let cut = steps.iter().find(|s| s.step == "tekton").unwrap();
+        assert_eq!(
+            (cut.outcome, cut.ended_at),
+            (RunOutcome::Cancelled, Some(20 + i as i64))
+        );
     }
     let streak = store.failure_streak("demo").await.unwrap().unwrap();
     assert_eq!(streak.consecutive, 2);
@@ -413,7 +424,7 @@ async fn concurrent_read_then_write_transactions_do_not_fail_busy() {
                     fresh_images: None,
                 };
                 if store.grant(&lease, 100).await?.is_some() {
-                    store.undo_grant(&id, 101).await?;
+                    store.take_back_grant(&id, 101).await?;
                 }
                 store.expire_due(50).await?;
             }

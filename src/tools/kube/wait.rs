@@ -104,8 +104,14 @@ impl Kube {
                     }
                     Ok(Some(WatchEvent::Deleted(_))) => note(Some("not found".into())),
                     Ok(Some(WatchEvent::Bookmark(_))) => {}
-                    // Ended, or too old a version (410): list again.
-                    Ok(Some(WatchEvent::Error(_)) | None) => break,
+                    // Ended: list again.
+                    Ok(None) => break,
+                    // Too old a version (410) or another error: list again, not at once.
+                    Ok(Some(WatchEvent::Error(e))) => {
+                        debug!(%object, error = %e.message, "watch error; listing again");
+                        tokio::time::sleep(RELIST).await;
+                        break;
+                    }
                     Err(e) => {
                         debug!(%object, error = %e, "watch broke; listing again");
                         tokio::time::sleep(RELIST).await;
@@ -155,7 +161,16 @@ impl Kube {
                         continue;
                     }
                 };
-                while let Ok(Some(event)) = events.try_next().await {
+                loop {
+                    let event = match events.try_next().await {
+                        Ok(Some(event)) => event,
+                        Ok(None) => break,
+                        Err(e) => {
+                            debug!(error = %e, "namespace watch broke; listing again");
+                            tokio::time::sleep(RELIST).await;
+                            break;
+                        }
+                    };
                     match event {
                         WatchEvent::Deleted(namespace) => {
                             let mut left = left.lock().unwrap_or_else(|e| e.into_inner());
@@ -166,7 +181,11 @@ impl Kube {
                                 return Ok(());
                             }
                         }
-                        WatchEvent::Error(_) => break,
+                        WatchEvent::Error(e) => {
+                            debug!(error = %e.message, "namespace watch error; listing again");
+                            tokio::time::sleep(RELIST).await;
+                            break;
+                        }
                         _ => {}
                     }
                 }
