@@ -2,6 +2,7 @@ use sqlx::{FromRow, QueryBuilder, Sqlite};
 
 use super::{
     Store,
+    leases::EndReason,
     runs::{RunFailure, RunOutcome},
 };
 use crate::{Result, time::Millis};
@@ -93,11 +94,12 @@ impl Store {
         .await?;
         let run_id = sqlx::query_scalar(
             "INSERT INTO pipeline_runs (cluster_id, profile, started_at, outcome)
-             VALUES (?, ?, ?, 'running') RETURNING id",
+             VALUES (?, ?, ?, ?) RETURNING id",
         )
         .bind(id)
         .bind(profile)
         .bind(now)
+        .bind(RunOutcome::Running)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -129,13 +131,12 @@ impl Store {
         .rows_affected()
             == 1;
         if moved {
-            sqlx::query(
-                "UPDATE pipeline_runs SET outcome = 'succeeded', ended_at = ? WHERE id = ?",
-            )
-            .bind(now)
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE pipeline_runs SET outcome = ?, ended_at = ? WHERE id = ?")
+                .bind(RunOutcome::Succeeded)
+                .bind(now)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
         }
         Ok(moved)
@@ -163,9 +164,10 @@ impl Store {
         .await?;
         sqlx::query(
             "UPDATE pipeline_runs
-             SET outcome = 'failed', ended_at = ?, fail_phase = ?, fail_step = ?, exit_code = ?, error = ?
+             SET outcome = ?, ended_at = ?, fail_phase = ?, fail_step = ?, exit_code = ?, error = ?
              WHERE id = ?",
         )
+        .bind(RunOutcome::Failed)
         .bind(now)
         .bind(&failure.phase)
         .bind(&failure.step)
@@ -211,25 +213,28 @@ impl Store {
     pub async fn abandon_build(&self, cluster_id: &str, now: Millis) -> Result<()> {
         let mut tx = self.write().await?;
         sqlx::query(
-            "UPDATE pipeline_runs SET outcome = 'cancelled', ended_at = ?
+            "UPDATE pipeline_runs SET outcome = ?, ended_at = ?
              WHERE cluster_id = ? AND outcome = 'running'",
         )
+        .bind(RunOutcome::Cancelled)
         .bind(now)
         .bind(cluster_id)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE run_steps SET outcome = 'cancelled', ended_at = ?
+            "UPDATE run_steps SET outcome = ?, ended_at = ?
              WHERE outcome = 'running' AND run_id IN (SELECT id FROM pipeline_runs WHERE cluster_id = ?)",
         )
+        .bind(RunOutcome::Cancelled)
         .bind(now)
         .bind(cluster_id)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE clusters SET state = 'recycling', state_changed_at = ?
+            "UPDATE clusters SET state = ?, state_changed_at = ?
              WHERE id = ? AND state = 'building'",
         )
+        .bind(ClusterState::Recycling)
         .bind(now)
         .bind(cluster_id)
         .execute(&mut *tx)
@@ -242,9 +247,10 @@ impl Store {
     pub async fn mark_gone(&self, cluster_id: &str, now: Millis) -> Result<()> {
         let mut tx = self.write().await?;
         sqlx::query(
-            "UPDATE leases SET ended_at = ?, end_reason = 'gone' WHERE cluster_id = ? AND ended_at IS NULL",
+            "UPDATE leases SET ended_at = ?, end_reason = ? WHERE cluster_id = ? AND ended_at IS NULL",
         )
         .bind(now)
+        .bind(EndReason::Gone)
         .bind(cluster_id)
         .execute(&mut *tx)
         .await?;

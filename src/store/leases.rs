@@ -2,7 +2,7 @@ use std::fmt;
 
 use sqlx::{Executor, FromRow, Sqlite, Transaction};
 
-use super::Store;
+use super::{ClusterState, Store};
 use crate::{Result, time::Millis};
 
 /// Why a lease ended. Stored as its lowercase name.
@@ -85,13 +85,14 @@ impl Store {
             return Ok(Some(existing));
         }
         let cluster: Option<String> = sqlx::query_scalar(
-            "UPDATE clusters SET state = 'leased', state_changed_at = ?
+            "UPDATE clusters SET state = ?, state_changed_at = ?
              WHERE state = 'ready' AND id = (
                  SELECT id FROM clusters WHERE profile = ? AND state = 'ready'
                  ORDER BY CASE WHEN ? IS NULL OR images = ? THEN 0 ELSE 1 END, ready_at, id
                  LIMIT 1)
              RETURNING id",
         )
+        .bind(ClusterState::Leased)
         .bind(now)
         .bind(lease.profile)
         .bind(lease.fresh_images)
@@ -132,8 +133,9 @@ impl Store {
         .await?;
         if let Some(cluster_id) = cluster {
             sqlx::query(
-                "UPDATE clusters SET state = 'ready', state_changed_at = ? WHERE id = ? AND state = 'leased'",
+                "UPDATE clusters SET state = ?, state_changed_at = ? WHERE id = ? AND state = 'leased'",
             )
+            .bind(ClusterState::Ready)
             .bind(now)
             .bind(cluster_id)
             .execute(&mut *tx)
@@ -199,11 +201,12 @@ impl Store {
     pub async fn expire_due(&self, now: Millis) -> Result<Vec<String>> {
         let mut tx = self.write().await?;
         let expired: Vec<(String, String)> = sqlx::query_as(
-            "UPDATE leases SET ended_at = ?, end_reason = 'expired'
+            "UPDATE leases SET ended_at = ?, end_reason = ?
              WHERE ended_at IS NULL AND expires_at <= ?
              RETURNING cluster_id, profile",
         )
         .bind(now)
+        .bind(EndReason::Expired)
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;
@@ -268,8 +271,9 @@ async fn to_recycling(
     now: Millis,
 ) -> Result<()> {
     sqlx::query(
-        "UPDATE clusters SET state = 'recycling', state_changed_at = ? WHERE id = ? AND state = 'leased'",
+        "UPDATE clusters SET state = ?, state_changed_at = ? WHERE id = ? AND state = 'leased'",
     )
+    .bind(ClusterState::Recycling)
     .bind(now)
     .bind(cluster_id)
     .execute(&mut **tx)
