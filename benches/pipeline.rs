@@ -31,16 +31,31 @@ const IMAGES: [(&str, &str); 2] = [
     ("controller:dev", "controller"),
     ("datastorage:dev", "datastorage"),
 ];
-/// Deploy steps: name, the steps it waits for, ready delay of its workload (ms), its image.
-/// `tekton` runs a registry image, none of the profile's: it starts while the images load.
-const DEPLOY: [(&str, &[&str], u64, &str); 3] = [
-    ("db", &[], 1_500, "datastorage:dev"),
-    ("api", &["db"], 2_000, "controller:dev"),
+/// Deploy steps in the seed's proportions: name, the steps it waits for, ready delay of its
+/// workload (ms), its image. Tekton, PostgreSQL and Redis run registry images, none of the
+/// profile's: they start while the images load, and Tekton is the longest wait, as in the seed.
+const DEPLOY: [(&str, &[&str], u64, &str); 5] = [
     ("tekton", &[], 3_000, "tekton:v1"),
+    ("postgres", &[], 1_000, "postgres:15"),
+    ("redis", &[], 500, "redis:7"),
+    (
+        "datastorage",
+        &["postgres", "redis"],
+        1_000,
+        "datastorage:dev",
+    ),
+    (
+        "controller",
+        &["datastorage", "tekton"],
+        1_000,
+        "controller:dev",
+    ),
 ];
+/// The one deploy step run as a StatefulSet (the rest are Deployments).
+const STATEFUL: &str = "postgres";
 const RUNS: usize = 3;
-/// Added to every ready delay in one extra run, to take them off a 250 ms grid (1.5 s, 2 s and
-/// 3 s are multiples of it, which would flatter readiness that polls at that period).
+/// Added to every ready delay in one extra run, to take them off a 250 ms grid (every configured
+/// delay is a multiple of it, which would flatter readiness that polls at that period).
 const OFF_GRID_MS: u64 = 130;
 const POOL_SIZE: usize = 4;
 
@@ -77,27 +92,29 @@ fn deploy_finish(
     duration: &dyn Fn(&str) -> Option<Duration>,
     start: &dyn Fn(&str) -> Duration,
 ) -> (Duration, Vec<&'static str>) {
-    fn finish(
-        name: &'static str,
-        duration: &dyn Fn(&str) -> Option<Duration>,
-        start: &dyn Fn(&str) -> Duration,
-    ) -> (Duration, Vec<&'static str>) {
-        let after = DEPLOY.iter().find(|s| s.0 == name).map_or(&[][..], |s| s.1);
-        let mut best = after
-            .iter()
-            .map(|dep| finish(dep, duration, start))
-            .max_by_key(|(d, _)| *d)
-            .filter(|(d, _)| *d >= start(name))
-            .unwrap_or((start(name), Vec::new()));
-        best.0 += duration(name).unwrap_or_default();
-        best.1.push(name);
-        best
-    }
     DEPLOY
         .iter()
-        .map(|s| finish(s.0, duration, start))
+        .map(|s| step_finish(s.0, duration, start))
         .max_by_key(|(d, _)| *d)
         .unwrap_or_default()
+}
+
+/// When one deploy step ends (by the rules of [`deploy_finish`]), and the chain leading to it.
+fn step_finish(
+    name: &'static str,
+    duration: &dyn Fn(&str) -> Option<Duration>,
+    start: &dyn Fn(&str) -> Duration,
+) -> (Duration, Vec<&'static str>) {
+    let after = DEPLOY.iter().find(|s| s.0 == name).map_or(&[][..], |s| s.1);
+    let mut best = after
+        .iter()
+        .map(|dep| step_finish(dep, duration, start))
+        .max_by_key(|(d, _)| *d)
+        .filter(|(d, _)| *d >= start(name))
+        .unwrap_or((start(name), Vec::new()));
+    best.0 += duration(name).unwrap_or_default();
+    best.1.push(name);
+    best
 }
 
 /// What a pipeline with zero overhead would take with the configured latencies: slowest image
@@ -198,7 +215,7 @@ async fn world(
     // The database as a StatefulSet, the rest as Deployments, each of its step's image.
     for (name, after, _, image) in DEPLOY {
         let ready = Some(ready(name));
-        let manifest = if name == "db" {
+        let manifest = if name == STATEFUL {
             stateful_set(name, "app", image, ready.as_deref())
         } else {
             deployment(name, "app", image, ready.as_deref())
@@ -325,8 +342,8 @@ async fn sequential_one_shots() -> Sequential {
 }
 
 /// The seed's order as a plain shell script, which is what a suite would run without infrad:
-/// images built in parallel, the cluster, bootstrap, the load, then the deploy chains in
-/// parallel (`&` + `wait`), each step applied with kubectl and waited for with `rollout status`.
+/// images built in parallel, the cluster, bootstrap, the load, then the deploy steps in parallel
+/// (`&` + `wait`), each applied with kubectl and waited for with `rollout status`.
 fn seed_order_script() -> String {
     let mut script = String::from(
         "set -euo pipefail\nexport KUBECONFIG=\"$PWD/seed.kubeconfig\"\n\
@@ -346,22 +363,36 @@ fn seed_order_script() -> String {
         "kind load docker-image {} --name seed-order 2>/dev/null\n",
         names.join(" ")
     ));
-    // One background chain per step that waits for nothing, its dependants after it.
-    for (name, _, _, _) in DEPLOY.iter().filter(|s| s.1.is_empty()) {
-        let mut chain = vec![*name];
-        while let Some(next) = DEPLOY.iter().find(|s| s.1 == [*chain.last().unwrap()]) {
-            chain.push(next.0);
+    // Every step in the background once the steps it needs have ended (`wait` on their
+    // PIDs), started in the order of their earliest possible start: a wait never holds back
+    // a step that could already run, so the script reaches its own ideal.
+    let never_before = |_: &str| Duration::ZERO;
+    let delay = |name: &str| ready_delay(name, 0);
+    let start_of = |name: &'static str| {
+        step_finish(name, &delay, &never_before).0 - delay(name).unwrap_or_default()
+    };
+    let mut order: Vec<_> = DEPLOY.iter().collect();
+    order.sort_by_key(|s| start_of(s.0));
+    for (name, after, _, _) in order {
+        let kind = if *name == STATEFUL {
+            "statefulset"
+        } else {
+            "deployment"
+        };
+        for dep in *after {
+            script.push_str(&format!("wait \"$pid_{dep}\"\n"));
         }
-        let steps: Vec<String> = chain
-            .iter()
-            .map(|step| {
-                let kind = if *step == "db" { "statefulset" } else { "deployment" };
-                format!("apply {step}.yaml && kubectl rollout status --timeout=60s {kind}/{step} -n app >/dev/null")
-            })
-            .collect();
-        script.push_str(&format!("({}) &\n", steps.join(" && ")));
+        script.push_str(&format!(
+            "(apply {name}.yaml && kubectl rollout status --timeout=60s {kind}/{name} -n app >/dev/null) &\npid_{name}=$!\n"
+        ));
     }
-    script.push_str("wait\n");
+    // The steps nobody waited for yet; a failed step fails the script (`set -e`).
+    for (name, _, _, _) in DEPLOY
+        .iter()
+        .filter(|s| !DEPLOY.iter().any(|d| d.1.contains(&s.0)))
+    {
+        script.push_str(&format!("wait \"$pid_{name}\"\n"));
+    }
     script
 }
 

@@ -136,7 +136,7 @@ pub fn phase_table(steps: &[StepRow]) -> String {
 }
 
 /// Nearest-rank percentile of sorted, non-empty samples.
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
+pub fn percentile(sorted: &[Duration], p: usize) -> Duration {
     let rank = (p * sorted.len()).div_ceil(100).max(1);
     sorted[rank.min(sorted.len()) - 1]
 }

@@ -9,9 +9,10 @@ mod images;
 mod reset;
 
 use std::{
+    collections::HashMap,
     os::unix::fs::DirBuilderExt,
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, Mutex},
 };
 
 use futures::FutureExt;
@@ -23,7 +24,7 @@ use crate::{
     config::{Profile, Tools},
     pool::{Built, ClusterSpec, ProvisionResult, Provisioner, Recorder},
     store::RunFailure,
-    tools::{ToolError, docker::Docker, kind::Kind},
+    tools::{ToolError, docker::Docker, kind::Kind, kube::Kube},
 };
 
 /// Builds clusters with docker, kind and the Kubernetes API.
@@ -33,6 +34,9 @@ pub struct Pipeline {
     /// One kubeconfig (mode 0600) and one namespace baseline per cluster.
     clusters_dir: PathBuf,
     images: images::ImageCache,
+    /// A Kubernetes client per cluster, kept from its build for its resets: a new client
+    /// costs TLS set-up and API discovery, which would dominate an instant reset.
+    kubes: Mutex<HashMap<String, Arc<Kube>>>,
 }
 
 impl Pipeline {
@@ -48,7 +52,31 @@ impl Pipeline {
             kind: Kind::new(&tools.kind),
             clusters_dir,
             images: images::ImageCache::default(),
+            kubes: Mutex::default(),
         })
+    }
+
+    /// The cluster's client: the one its build made, or a new one after a restart.
+    async fn kube(&self, cluster: &str) -> ProvisionResult<Arc<Kube>> {
+        if let Some(kube) = self.kubes().get(cluster) {
+            return Ok(Arc::clone(kube));
+        }
+        let kube = Kube::from_kubeconfig(&self.kubeconfig_path(cluster))
+            .await
+            .map_err(step_failure("recycle", "kubeconfig"))?;
+        Ok(self.keep_kube(cluster, kube))
+    }
+
+    fn keep_kube(&self, cluster: &str, kube: Kube) -> Arc<Kube> {
+        let kube = Arc::new(kube);
+        self.kubes().insert(cluster.to_string(), Arc::clone(&kube));
+        kube
+    }
+
+    fn kubes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Kube>>> {
+        self.kubes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn kubeconfig_path(&self, cluster: &str) -> PathBuf {
@@ -119,6 +147,7 @@ impl Provisioner for Pipeline {
         let images = self.build_images(profile, recorder).await?;
         let kubeconfig = self.kubeconfig_path(&cluster.name);
         let kube = cluster::create(&self.kind, cluster, &kubeconfig, recorder).await?;
+        let kube = self.keep_kube(&cluster.name, kube);
         let names: Vec<String> = images.iter().map(|i| i.name.clone()).collect();
         // Deploy steps that use none of the profile's images start while the images load.
         let loaded = async {
@@ -154,8 +183,9 @@ impl Provisioner for Pipeline {
     }
 
     async fn reset(&self, cluster: &ClusterSpec) -> ProvisionResult<()> {
+        let kube = self.kube(&cluster.name).await?;
         reset::run(
-            &self.kubeconfig_path(&cluster.name),
+            &kube,
             &self.baseline_path(&cluster.name),
             &cluster.profile.deploy,
         )
@@ -163,6 +193,7 @@ impl Provisioner for Pipeline {
     }
 
     async fn destroy(&self, name: &str) -> ProvisionResult<()> {
+        self.kubes().remove(name);
         let kubeconfig = self.kubeconfig_path(name);
         self.kind
             .delete(name, &kubeconfig)

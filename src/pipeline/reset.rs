@@ -24,11 +24,7 @@ pub(super) async fn record_baseline(kube: &Kube, file: &Path) -> ProvisionResult
     })
 }
 
-pub(super) async fn run(
-    kubeconfig: &Path,
-    baseline: &Path,
-    steps: &[DeployStep],
-) -> ProvisionResult<()> {
+pub(super) async fn run(kube: &Kube, baseline: &Path, steps: &[DeployStep]) -> ProvisionResult<()> {
     let fail = step_failure("recycle", "reset");
     let kept = std::fs::read_to_string(baseline).map_err(|e| {
         fail(crate::tools::ToolError::new(format!(
@@ -37,7 +33,6 @@ pub(super) async fn run(
         )))
     })?;
     let kept: Vec<&str> = kept.lines().collect();
-    let kube = Kube::from_kubeconfig(kubeconfig).await.map_err(&fail)?;
     let added: Vec<String> = kube
         .namespaces()
         .await

@@ -203,7 +203,7 @@ impl Store {
         .bind(now)
         .bind(cluster_id)
         .bind(from)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(moved == 1)

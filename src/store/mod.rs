@@ -13,7 +13,7 @@ use std::{
 
 use sqlx::{
     SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
 pub use clusters::{ClusterRow, ClusterState, StateCounts};
@@ -27,7 +27,11 @@ pub const DB_FILE: &str = "infrad.db";
 
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// Reads, several at once: in WAL mode they run beside a write.
     pool: SqlitePool,
+    /// Writes, one connection: writers queue here, first come first served, instead of in
+    /// SQLite's busy handler, which sleeps (1, 2, 5 … up to 100 ms) between attempts.
+    writer: SqlitePool,
 }
 
 impl Store {
@@ -47,13 +51,21 @@ impl Store {
             .filename(&path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            // A commit survives a crash of the daemon without waiting for fsync; a power loss
+            // may lose the last commits, and takes the kind clusters they describe with it.
+            .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations").run(&writer).await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
             .await?;
-        Self::migrated(pool).await
+        Ok(Self { pool, writer })
     }
 
     /// A private database in memory, for a one-shot build's step records.
@@ -66,21 +78,25 @@ impl Store {
         Self::migrated(pool).await
     }
 
-    /// Wraps an open pool, running the migrations.
+    /// Wraps an open pool, for reads and writes alike, running the migrations.
     pub async fn migrated(pool: SqlitePool) -> Result<Self> {
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            writer: pool.clone(),
+            pool,
+        })
     }
 
     /// A write transaction. It takes SQLite's write lock at BEGIN: a transaction that reads
     /// before it writes then waits for other writers (busy timeout) instead of failing with
     /// SQLITE_BUSY when its read snapshot went stale.
     async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 

@@ -83,7 +83,7 @@ impl Store {
         .bind(step)
         .bind(now)
         .bind(RunOutcome::Running)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await?)
     }
 
@@ -92,7 +92,7 @@ impl Store {
             .bind(now)
             .bind(outcome)
             .bind(step_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

@@ -148,13 +148,17 @@ impl FakeWorld {
     /// `infrad.toml` in the world's folder, with `[tools] kind` set to the fake (and `docker`,
     /// after [`FakeWorld::fake_docker`]).
     pub fn config(&self, profiles: &str) -> Config {
+        Config::load(&self.config_file(profiles)).expect("test config is valid")
+    }
+
+    /// Writes that `infrad.toml` and returns its path (for an `infrad serve` process).
+    pub fn config_file(&self, profiles: &str) -> PathBuf {
         let mut text = format!("[tools]\nkind = \"{}\"\n", self.kind().display());
         if self.docker().exists() {
             text.push_str(&format!("docker = \"{}\"\n", self.docker().display()));
         }
         text.push_str(profiles);
-        let path = self.write("infrad.toml", &text);
-        Config::load(&path).expect("test config is valid")
+        self.write("infrad.toml", &text)
     }
 
     /// A daemon running the real pipeline in this world.

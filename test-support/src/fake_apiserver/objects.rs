@@ -13,6 +13,7 @@ use super::{
     Applied, RecordedRequest,
     discovery::{ResType, builtin_types},
     now_rfc3339,
+    pods::ImageFailure,
     routing::Resp,
     status::{Phase, sim_status},
 };
@@ -64,6 +65,8 @@ pub(super) struct ApiState {
     pub(super) ready_delay: Duration,
     pub(super) ns_delete_delay: Duration,
     pub(super) require_token: bool,
+    /// Images that cannot run (`set_image_failure`), in the order set.
+    pub(super) image_failures: Vec<ImageFailure>,
     pub(super) rv: u64,
     /// Every change, in resourceVersion order.
     pub(super) changes: Vec<Change>,
@@ -184,6 +187,7 @@ impl ApiState {
             ready_delay: Duration::ZERO,
             ns_delete_delay: Duration::from_millis(200),
             require_token: false,
+            image_failures: Vec::new(),
             rv: 1000,
             changes: Vec::new(),
             changed: watch::channel(()).0,
@@ -445,6 +449,11 @@ pub(super) fn apply_defaults(rt: &ResType, obj: &mut Value) {
             let spec = &mut obj["spec"];
             if spec["replicas"].is_null() {
                 spec["replicas"] = json!(1);
+            }
+            // `kubectl rollout status` refuses a StatefulSet without its rolling update.
+            if rt.kind == "StatefulSet" && spec["updateStrategy"].is_null() {
+                spec["updateStrategy"] =
+                    json!({ "type": "RollingUpdate", "rollingUpdate": { "partition": 0 } });
             }
         }
         ("batch", "Job") => {
