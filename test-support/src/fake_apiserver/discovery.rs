@@ -87,7 +87,12 @@ fn builtin(
 ) -> ResType {
     let verbs: Vec<String> = VERBS
         .iter()
-        .filter(|v| !(plural == "namespaces" && **v == "deletecollection"))
+        .filter(|v| match plural {
+            "namespaces" => **v != "deletecollection",
+            // Pods are computed from their workloads on each read (pods.rs): read-only.
+            "pods" => matches!(**v, "get" | "list"),
+            _ => true,
+        })
         .map(|v| v.to_string())
         .collect();
     ResType {
@@ -139,16 +144,7 @@ pub(super) fn builtin_types() -> Vec<ResType> {
             &[],
             &[],
         ),
-        builtin(
-            "",
-            "v1",
-            "pods",
-            "Pod",
-            true,
-            &["po"],
-            &["all"],
-            &["status"],
-        ),
+        builtin("", "v1", "pods", "Pod", true, &["po"], &["all"], &[]),
         builtin(
             "apps",
             "v1",

@@ -7,6 +7,16 @@
 //! `infrad.test/ready-after` = milliseconds, `never`, `fail` or `fail:MS`), then "ready".
 //! Time moves lazily: transitions happen at the start of the next request or helper call.
 //!
+//! Pods are simulated too, read-only (`get`, `list`; no watch): each Deployment, StatefulSet,
+//! DaemonSet and Job (unless scaled to zero) has one, computed on every read and never stored
+//! (so not in `applied()`), named `WORKLOAD-HASH` (the hash of its pod template), with the
+//! template's labels, containers and an owner reference to the workload. Its status follows
+//! the workload's: `Pending` with containers waiting `ContainerCreating` while not ready,
+//! `Running` and ready once ready (`Succeeded` for a complete Job), containers terminated with
+//! exit code 1 once failed (`Failed` for a Job). `set_image_failure` names images that cannot
+//! run: a workload using one never becomes ready, and its pod's container waits with the
+//! given reason and message.
+//!
 //! Faithful details worth knowing (a real API server behaves the same way):
 //! - status integers that are zero are omitted (`readyReplicas` is absent, not 0);
 //! - an update rollout of a Deployment keeps `Available=True` (old pods serve) while
@@ -33,6 +43,7 @@
 
 mod discovery;
 mod objects;
+mod pods;
 mod routing;
 mod status;
 mod watch;
@@ -50,6 +61,7 @@ use serde_json::Value;
 use tokio::{net::TcpListener, sync::oneshot};
 
 use objects::ApiState;
+use pods::ImageFailure;
 use routing::handle;
 
 /// The annotation that overrides the ready delay of one object.
@@ -119,6 +131,19 @@ impl FakeApiServer {
     /// How long after an apply that changes its spec a workload stays not ready (default 0).
     pub fn set_ready_delay(&self, d: Duration) {
         self.shared.lock().ready_delay = d;
+    }
+
+    /// Makes images whose reference starts with `image_prefix` unable to run: a workload whose
+    /// pod template (containers or init containers) uses one never becomes ready (as with
+    /// `ready-after: never`; one already ready stays so), and in its pod that container waits
+    /// with `reason` and `message` (restarted 3 times for `CrashLoopBackOff`). Rules add up;
+    /// the first one set that matches an image is used.
+    pub fn set_image_failure(&self, image_prefix: &str, reason: &str, message: &str) {
+        self.shared.lock().add_image_failure(ImageFailure {
+            prefix: image_prefix.into(),
+            reason: reason.into(),
+            message: message.into(),
+        });
     }
 
     /// How long a deleted namespace stays `Terminating` before it and its objects vanish

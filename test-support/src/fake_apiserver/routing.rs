@@ -307,6 +307,9 @@ impl ApiState {
         if ns.is_some() && !rt.namespaced {
             return Resp::no_resource();
         }
+        if rt.is("", "Pod") {
+            return self.pods_request(method, &rt, ns.as_deref(), &rest[1..], params);
+        }
         let target = match rest {
             [_] => Target::Collection { rt, ns },
             [_, name] => Target::Object {
@@ -369,6 +372,26 @@ impl ApiState {
                         sub.map(|s| format!("/{s}")).unwrap_or_default()
                     )),
                 }
+            }
+        }
+    }
+
+    /// Pods are computed from their workloads on each read: only get and list are served.
+    fn pods_request(
+        &self,
+        method: &str,
+        rt: &ResType,
+        ns: Option<&str>,
+        rest: &[&str],
+        params: &BTreeMap<String, String>,
+    ) -> Resp {
+        let watch = params.get("watch").is_some_and(|w| w == "true" || w == "1");
+        match (method, ns, rest) {
+            ("GET", _, []) if !watch => self.list_pods(rt, ns, params),
+            ("GET", Some(ns), [name]) => self.get_pod(rt, ns, name),
+            (_, None, [_]) | (_, _, [_, _, ..]) => Resp::no_resource(),
+            _ => {
+                Resp::not_allowed("the server does not allow this method on the requested resource")
             }
         }
     }

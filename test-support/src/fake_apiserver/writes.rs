@@ -14,6 +14,7 @@ use super::{
     discovery::ResType,
     now_rfc3339,
     objects::{ApiState, Key, Obj, Progress, apply_defaults, check_name, check_type, ns_key},
+    pods::held,
     routing::{Resp, not_found},
     short_hash,
     status::{Phase, sim_status},
@@ -471,6 +472,10 @@ impl ApiState {
 
     /// When the object becomes ready: `None` = never; and whether it fails instead.
     fn ready_at(&self, obj: &Value) -> (Option<Instant>, bool) {
+        // A pod template with an image that cannot run never becomes ready.
+        if held(&self.image_failures, obj) {
+            return (None, false);
+        }
         let now = Instant::now();
         let ms = |s: &str| s.trim().parse::<u64>().ok().map(Duration::from_millis);
         match annotation(obj, READY_AFTER).map(str::trim) {

@@ -1,12 +1,13 @@
 //! The fake API server fixture, driven by kube-rs itself: proves it serves what kube-rs uses.
 //! One file per concern: discovery, apply (server-side apply, get, delete and errors),
-//! namespaces (deletion and listing), status (simulated readiness), CRDs and watches;
-//! the helpers here are shared by several of them.
+//! namespaces (deletion and listing), status (simulated readiness), pods (simulated from
+//! workloads), CRDs and watches; the helpers here are shared by several of them.
 
 mod apply;
 mod crd;
 mod discovery;
 mod namespaces;
+mod pods;
 mod status;
 mod watch;
 
