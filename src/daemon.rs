@@ -19,7 +19,7 @@ use crate::{
     config::Config,
     connections,
     leases::Leases,
-    pool::{Pool, PoolState, Provisioner},
+    pool::{Overlayer, Pool, PoolState, Provisioner},
     store::Store,
 };
 
@@ -64,10 +64,12 @@ pub async fn serve<P: Provisioner>(
     let cancel = CancellationToken::new();
     let wake = Arc::new(Notify::new());
     let pool_state = Arc::new(PoolState::new(Arc::clone(&config), Arc::clone(&wake)));
+    let provisioner = Arc::new(provisioner);
     let leases = Arc::new(Leases::new(
         store.clone(),
         Arc::clone(&config),
         Arc::clone(&pool_state),
+        Overlayer::new(Arc::clone(&provisioner), store.clone()),
         Arc::clone(&wake),
         cancel.clone(),
     ));
@@ -86,7 +88,7 @@ pub async fn serve<P: Provisioner>(
     let (health, health_service) = tonic_health::server::health_reporter();
     // The store is migrated by now: the service is ready.
     health
-        .set_serving::<LeaseServiceServer<LeaseService<Leases<PoolState>, PoolState>>>()
+        .set_serving::<LeaseServiceServer<LeaseService<Leases<PoolState, Overlayer<Arc<P>>>, PoolState>>>()
         .await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use crate::{
-    store::{EndReason, StateCounts},
+    store::{EndReason, RunFailure, StateCounts},
     time::Millis,
 };
 
@@ -33,6 +33,28 @@ pub enum Error {
     },
     #[error("profile {profile:?} is degraded: {reason}")]
     Degraded { profile: String, reason: String },
+    #[error(
+        "images: {reference:?} is not an image on the daemon's Docker host (docker image inspect \
+         found no such image); build or pull it there, or give its image ID"
+    )]
+    ImageNotFound { reference: String },
+    #[error("cannot look up the images: {0}")]
+    ImageLookup(RunFailure),
+    #[error("your images did not come up in cluster {cluster} (it is recycled): {failure}")]
+    Overlay {
+        cluster: String,
+        failure: RunFailure,
+    },
+    #[error(
+        "your images were not ready in cluster {cluster} within the wait of {} (it is recycled); \
+         the step running then: {step}",
+        humantime::format_duration(*.wait)
+    )]
+    OverlayTimedOut {
+        cluster: String,
+        wait: Duration,
+        step: String,
+    },
     #[error("the daemon is shutting down")]
     ShuttingDown,
     #[error("database: {0}")]

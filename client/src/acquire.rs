@@ -10,6 +10,7 @@ pub struct Acquire {
     ttl: Option<Duration>,
     wait: Option<Duration>,
     request_id: String,
+    images: Vec<proto::ImageOverride>,
 }
 
 impl Acquire {
@@ -47,6 +48,17 @@ impl Acquire {
         self
     }
 
+    /// Runs the local image `reference` (a tag or an image ID on the daemon's Docker host) in
+    /// place of the profile's image `name`: the daemon loads it into the cluster and applies
+    /// again, and waits for, every deploy step that uses `name` before it answers.
+    pub fn image(mut self, name: impl Into<String>, reference: impl Into<String>) -> Self {
+        self.images.push(proto::ImageOverride {
+            name: name.into(),
+            reference: reference.into(),
+        });
+        self
+    }
+
     pub(crate) fn requested_ttl(&self) -> Option<Duration> {
         self.ttl
     }
@@ -58,6 +70,7 @@ impl Acquire {
             ttl: self.ttl.map(to_proto_duration),
             wait: self.wait.map(to_proto_duration),
             request_id: self.request_id,
+            images: self.images,
         });
         // Leave the daemon its full wait, plus slack for the answer to travel back.
         if let Some(wait) = self.wait {

@@ -37,6 +37,15 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:50051";
 /// Environment variable naming the daemon's address.
 pub const ADDR_ENV: &str = "INFRAD_ADDR";
 
+/// What [`Client::acquire_with_progress`] reports before the lease.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// Still waiting for a cluster.
+    Waiting(&'a proto::Waiting),
+    /// A step of putting the caller's images into its cluster started or ended.
+    Overlay(&'a proto::OverlayStep),
+}
+
 /// A connection to one infrad daemon. Cheap to clone: clones share the connection.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -98,12 +107,13 @@ impl Client {
         Ok(self.inner.acquire(request).await?.into_inner())
     }
 
-    /// Acquires a lease, calling `on_progress` while waiting (queue position, the build
-    /// expected to serve this caller and its current step). Returns the lease as it is.
+    /// Acquires a lease, calling `on_progress` while it waits (queue position, the build
+    /// expected to serve this caller and its current step) and for each step of putting its
+    /// images in ([`Acquire::image`]). Returns the lease as it is.
     pub async fn acquire_with_progress(
         &mut self,
         request: Acquire,
-        mut on_progress: impl FnMut(&proto::Waiting),
+        mut on_progress: impl FnMut(Progress<'_>),
     ) -> Result<proto::Lease> {
         let mut stream = self
             .inner
@@ -112,7 +122,12 @@ impl Client {
             .into_inner();
         while let Some(message) = stream.message().await? {
             match message.event {
-                Some(proto::acquire_progress::Event::Waiting(waiting)) => on_progress(&waiting),
+                Some(proto::acquire_progress::Event::Waiting(waiting)) => {
+                    on_progress(Progress::Waiting(&waiting))
+                }
+                Some(proto::acquire_progress::Event::Overlay(step)) => {
+                    on_progress(Progress::Overlay(&step))
+                }
                 Some(proto::acquire_progress::Event::Lease(lease)) => return Ok(lease),
                 None => {}
             }

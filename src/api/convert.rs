@@ -4,8 +4,8 @@ use std::time::Duration;
 use infrad_client::proto;
 
 use crate::{
-    leases::{Grant, ProfileReport},
-    store::{ClusterState, FailureRow},
+    leases::{Grant, Overlaid, ProfileReport},
+    store::{ClusterState, FailureRow, StepRow},
     time::Millis,
     time::{self, duration_between},
     timings::{self, PhaseStats},
@@ -21,7 +21,9 @@ pub(super) fn duration(d: Duration) -> prost_types::Duration {
 
 pub(super) fn lease(grant: &Grant) -> proto::Lease {
     let lease = grant.lease().clone();
+    let overlay = grant.overlay();
     proto::Lease {
+        images: images(lease.cluster_images.as_deref(), overlay),
         lease_id: lease.id,
         token: lease.token,
         profile: lease.profile,
@@ -30,25 +32,56 @@ pub(super) fn lease(grant: &Grant) -> proto::Lease {
         expires_at: Some(timestamp(lease.expires_at)),
         holder: lease.holder,
         acquired_at: Some(timestamp(lease.acquired_at)),
-        build: Some(proto::BuildTimings {
-            total: Some(duration(timings::run_total(grant.build()))),
-            phases: timings::phases_of_run(grant.build())
-                .into_iter()
-                .map(|phase| proto::PhaseTiming {
-                    phase: phase.phase,
-                    duration: Some(duration(phase.duration)),
-                    steps: phase
-                        .steps
-                        .into_iter()
-                        .map(|(step, took)| proto::StepTiming {
-                            step,
-                            duration: Some(duration(took)),
-                        })
-                        .collect(),
-                })
-                .collect(),
-        }),
+        build: Some(run_timings(grant.build())),
+        overlay: overlay.map(|o| run_timings(&o.steps)),
     }
+}
+
+fn run_timings(steps: &[StepRow]) -> proto::BuildTimings {
+    proto::BuildTimings {
+        total: Some(duration(timings::run_total(steps))),
+        phases: timings::phases_of_run(steps)
+            .into_iter()
+            .map(|phase| proto::PhaseTiming {
+                phase: phase.phase,
+                duration: Some(duration(phase.duration)),
+                steps: phase
+                    .steps
+                    .into_iter()
+                    .map(|(step, took)| proto::StepTiming {
+                        step,
+                        duration: Some(duration(took)),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// The cluster's images as built (`name@id,…`), each replaced by the caller's if overridden.
+fn images(built: Option<&str>, overlay: Option<&Overlaid>) -> Vec<proto::LeaseImage> {
+    let overrides = overlay.map_or(&[][..], |o| &o.images[..]);
+    built
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|part| part.rsplit_once('@'))
+        .map(
+            |(name, id)| match overrides.iter().find(|o| o.name == name) {
+                Some(o) => proto::LeaseImage {
+                    name: o.name.clone(),
+                    image_id: o.image_id.clone(),
+                    reference: o.reference.clone(),
+                    tag: o.tag.clone(),
+                },
+                None => proto::LeaseImage {
+                    name: name.to_string(),
+                    image_id: id.to_string(),
+                    reference: String::new(),
+                    tag: name.to_string(),
+                },
+            },
+        )
+        .collect()
 }
 
 fn cluster_state(state: ClusterState) -> proto::ClusterState {

@@ -7,7 +7,8 @@ use tonic::Status;
 
 use super::convert;
 use crate::{
-    leases::{Ask, LeaseApi, Progress},
+    leases::{Ask, LeaseApi, Progress, Watchers},
+    pool::StepEvent,
     time,
 };
 
@@ -21,13 +22,23 @@ pub(super) type Sender = mpsc::Sender<Result<proto::AcquireProgress, Status>>;
 pub(super) async fn stream<L: LeaseApi>(leases: Arc<L>, ask: Ask, tx: Sender) {
     let profile = ask.profile.clone();
     let (queued, waiter) = watch::channel(None);
-    let acquire = leases.acquire_watched(ask, &queued);
+    let (steps, mut step_events) = mpsc::unbounded_channel();
+    let watchers = Watchers {
+        queued: Some(queued),
+        steps: Some(steps),
+    };
+    let acquire = leases.acquire_watched(ask, watchers);
     tokio::pin!(acquire);
     let mut ticks = tokio::time::interval(EVERY);
     let outcome = loop {
         tokio::select! {
             outcome = &mut acquire => break outcome,
             () = tx.closed() => return,
+            Some(event) = step_events.recv() => {
+                if tx.send(Ok(message(Event::Overlay(overlay_step(event))))).await.is_err() {
+                    return;
+                }
+            }
             _ = ticks.tick() => {
                 let Some(id) = *waiter.borrow() else { continue };
                 if let Ok(Some(progress)) = leases.progress(&profile, id).await
@@ -38,6 +49,16 @@ pub(super) async fn stream<L: LeaseApi>(leases: Arc<L>, ask: Ask, tx: Sender) {
             }
         }
     };
+    // Steps told just before the outcome still go first.
+    while let Ok(event) = step_events.try_recv() {
+        if tx
+            .send(Ok(message(Event::Overlay(overlay_step(event)))))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
     match outcome {
         Ok(grant) => {
             let last = message(Event::Lease(convert::lease(&grant)));
@@ -58,6 +79,29 @@ fn message(event: Event) -> proto::AcquireProgress {
     proto::AcquireProgress {
         at: Some(convert::timestamp(time::now())),
         event: Some(event),
+    }
+}
+
+fn overlay_step(event: StepEvent) -> proto::OverlayStep {
+    match event {
+        StepEvent::Started { phase, step, .. } => proto::OverlayStep {
+            phase,
+            step,
+            ..Default::default()
+        },
+        StepEvent::Ended {
+            phase,
+            step,
+            took,
+            error,
+            ..
+        } => proto::OverlayStep {
+            phase,
+            step,
+            done: true,
+            took: Some(convert::duration(took)),
+            error: error.unwrap_or_default(),
+        },
     }
 }
 

@@ -11,7 +11,11 @@ impl From<Error> for Status {
             Error::InvalidArgument(_) => Code::InvalidArgument,
             Error::UnknownProfile(_) | Error::LeaseNotFound(_) => Code::NotFound,
             Error::WrongToken(_) => Code::PermissionDenied,
-            Error::LeaseLost { .. } => Code::FailedPrecondition,
+            Error::LeaseLost { .. } | Error::ImageNotFound { .. } | Error::Overlay { .. } => {
+                Code::FailedPrecondition
+            }
+            Error::OverlayTimedOut { .. } => Code::DeadlineExceeded,
+            Error::ImageLookup(_) => Code::Unavailable,
             Error::NoCluster { .. } => Code::ResourceExhausted,
             Error::Degraded { .. } | Error::ShuttingDown => Code::Unavailable,
             Error::Store(_)

@@ -4,7 +4,7 @@ use std::time::Duration;
 use infrad_client::proto;
 use tonic::{Request, Status};
 
-use crate::leases::Ask;
+use crate::{leases::Ask, overlay::ImageOverride};
 
 /// Longest holder or request id accepted, in bytes.
 const MAX_TEXT: usize = 256;
@@ -39,7 +39,40 @@ pub(super) fn acquire(request: Request<proto::AcquireRequest>) -> Result<Ask, St
         ttl: ttl(request.ttl)?,
         wait,
         request_id,
+        images: images(request.images)?,
     })
+}
+
+/// Most image overrides one Acquire may name (a profile has a handful of images).
+const MAX_IMAGES: usize = 64;
+
+/// Overrides as sent: both fields given, within limits. Whether the names are the profile's
+/// is the domain's to say.
+fn images(images: Vec<proto::ImageOverride>) -> Result<Vec<ImageOverride>, Status> {
+    if images.len() > MAX_IMAGES {
+        return Err(Status::invalid_argument(format!(
+            "images: {} given; at most {MAX_IMAGES} are allowed",
+            images.len()
+        )));
+    }
+    images
+        .into_iter()
+        .enumerate()
+        .map(|(i, image)| {
+            let field = |name: &str| format!("images[{i}].{name}");
+            if image.name.is_empty() || image.reference.is_empty() {
+                return Err(Status::invalid_argument(format!(
+                    "{} and {} are required",
+                    field("name"),
+                    field("reference")
+                )));
+            }
+            Ok(ImageOverride {
+                name: text(&field("name"), image.name)?,
+                reference: text(&field("reference"), image.reference)?,
+            })
+        })
+        .collect()
 }
 
 /// A ttl as the domain checks it: unset → `None`; zero or negative → zero, which the domain

@@ -6,7 +6,7 @@ use std::{
     time::SystemTime,
 };
 
-use infrad_client::{Acquire, Client, proto};
+use infrad_client::{Acquire, Client, Progress, proto};
 use serde_json::json;
 
 use super::{AcquireArgs, LeaseRequestArgs, ReleaseArgs, RenewArgs, progress::ProgressView};
@@ -24,6 +24,9 @@ pub(super) fn request(args: &LeaseRequestArgs) -> Acquire {
     if let Some(wait) = args.wait {
         request = request.wait(wait);
     }
+    for (name, reference) in &args.images {
+        request = request.image(name, reference);
+    }
     request
 }
 
@@ -34,7 +37,10 @@ pub(super) async fn acquire_showing_progress(
 ) -> Result<proto::Lease> {
     let mut view = ProgressView::for_stderr();
     let lease = client
-        .acquire_with_progress(request(args), |waiting| view.waiting(waiting))
+        .acquire_with_progress(request(args), |progress| match progress {
+            Progress::Waiting(waiting) => view.waiting(waiting),
+            Progress::Overlay(step) => view.overlay(step),
+        })
         .await;
     view.done();
     Ok(lease?)

@@ -106,6 +106,24 @@ pub struct LeaseRequestArgs {
     /// How long to wait for a ready cluster, e.g. 10m; 0s answers at once [default: the profile's].
     #[arg(long, value_parser = humantime::parse_duration)]
     pub wait: Option<std::time::Duration>,
+    /// NAME=REF: run the local image REF (a tag or an image ID on the daemon's Docker host) in
+    /// place of the profile's image NAME; the steps that use it are deployed again with it
+    /// before the lease is answered. Repeatable.
+    #[arg(long = "image", value_name = "NAME=REF", value_parser = image_override)]
+    pub images: Vec<(String, String)>,
+}
+
+/// `kubernaut/we:dev=we:pr-42` → (`kubernaut/we:dev`, `we:pr-42`). Image names hold `:` but
+/// never `=`.
+fn image_override(arg: &str) -> std::result::Result<(String, String), String> {
+    match arg.split_once('=') {
+        Some((name, reference)) if !name.is_empty() && !reference.is_empty() => {
+            Ok((name.to_string(), reference.to_string()))
+        }
+        _ => Err(format!(
+            "expected NAME=REF (the profile's image name, then a local image), got {arg:?}"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -95,6 +95,16 @@ impl ProgressView {
         }
     }
 
+    /// One line per step of putting the caller's images in, as it starts and ends.
+    pub fn overlay(&mut self, step: &proto::OverlayStep) {
+        if self.live {
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        }
+        let now = humantime::format_rfc3339_seconds(SystemTime::now());
+        let _ = writeln!(std::io::stderr(), "{now} {}", describe_overlay(step));
+        self.last = String::new();
+    }
+
     /// Ends the live line.
     pub fn done(&self) {
         if self.live && !self.last.is_empty() {
@@ -108,6 +118,24 @@ fn seconds(d: Option<&prost_types::Duration>) -> String {
         .and_then(|d| Duration::try_from(*d).ok())
         .unwrap_or_default();
     humantime::format_duration(Duration::from_secs(d.as_secs())).to_string()
+}
+
+/// `your images: deploy / we ended in 1.2s`.
+pub fn describe_overlay(step: &proto::OverlayStep) -> String {
+    let what = format!("your images: {} / {}", step.phase, step.step);
+    if !step.done {
+        return format!("{what} started");
+    }
+    let took = step
+        .took
+        .and_then(|d| Duration::try_from(d).ok())
+        .unwrap_or_default();
+    let took = format!("{:.1}s", took.as_secs_f64());
+    if step.error.is_empty() {
+        format!("{what} ended in {took}")
+    } else {
+        format!("{what} failed after {took}: {}", step.error)
+    }
 }
 
 /// `waiting: 2 of 3 in the queue; cluster infrad-demo-1a2b building 1m 3s, now deploy / web (20s)`.

@@ -6,35 +6,21 @@ use std::{collections::BTreeSet, path::Path};
 
 use serde_json::Value;
 
+use crate::image_ref;
+
 /// The names out of `images` that the YAML documents in `text` use, in `images`' order.
 pub(super) fn in_manifest(text: &str, images: &[String]) -> Result<Vec<String>, String> {
     let documents: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| e.to_string())?;
     let mut strings = BTreeSet::new();
     for document in &documents {
-        collect_strings(document, &mut strings);
+        image_ref::strings(document, &mut strings);
     }
-    let used: BTreeSet<String> = strings.into_iter().map(normalized).collect();
+    let used: BTreeSet<String> = strings.into_iter().map(image_ref::normalized).collect();
     Ok(images
         .iter()
-        .filter(|name| used.contains(&normalized(name)))
+        .filter(|name| used.contains(&image_ref::normalized(name)))
         .cloned()
         .collect())
-}
-
-/// An image reference as the container runtime resolves it: `web:dev`, `library/web:dev` and
-/// `docker.io/library/web:dev` are one image; no tag means `:latest`.
-fn normalized(reference: &str) -> String {
-    let name = reference
-        .strip_prefix("docker.io/")
-        .or_else(|| reference.strip_prefix("index.docker.io/"))
-        .unwrap_or(reference);
-    let name = name.strip_prefix("library/").unwrap_or(name);
-    let last = name.rsplit('/').next().unwrap_or(name);
-    if last.contains(':') || last.contains('@') {
-        name.to_string()
-    } else {
-        format!("{name}:latest")
-    }
 }
 
 /// The same over several files, read from disk.
@@ -56,17 +42,6 @@ pub(super) fn in_files(
         .filter(|n| used.contains(*n))
         .cloned()
         .collect())
-}
-
-fn collect_strings<'a>(value: &'a Value, out: &mut BTreeSet<&'a str>) {
-    match value {
-        Value::String(s) => {
-            out.insert(s);
-        }
-        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
-        Value::Object(fields) => fields.values().for_each(|v| collect_strings(v, out)),
-        _ => {}
-    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::{
+    overlay::Override,
     store::{LeaseRow, StepRow, Store},
     time,
 };
@@ -17,7 +18,15 @@ use crate::{
 pub struct Grant {
     lease: LeaseRow,
     build: Vec<StepRow>,
+    overlay: Option<Overlaid>,
     owner: Unanswered,
+}
+
+/// What an overlay put into the grant's cluster: the caller's images and the run's steps.
+#[derive(Debug, Clone)]
+pub struct Overlaid {
+    pub images: Vec<Override>,
+    pub steps: Vec<StepRow>,
 }
 
 /// The duty to take a lease back, from before the store grants it (a call cancelled while the
@@ -27,6 +36,8 @@ pub struct Grant {
 pub(super) struct Unanswered {
     lease_id: String,
     take_back: Option<TakeBack>,
+    /// The caller's images went into the cluster: taken back, it is recycled, not ready.
+    dirty: bool,
 }
 
 /// What taking a grant back needs: the store, a nudge for the pool to serve the cluster, and
@@ -45,12 +56,16 @@ impl std::fmt::Debug for TakeBack {
 }
 
 impl TakeBack {
-    async fn run(self, lease_id: String) {
+    async fn run(self, lease_id: String, dirty: bool) {
         info!(
             lease_id,
-            "the caller never received its lease; taking it back"
+            dirty, "the caller never received its lease; taking it back"
         );
-        match self.store.take_back_grant(&lease_id, time::now()).await {
+        match self
+            .store
+            .take_back_grant(&lease_id, dirty, time::now())
+            .await
+        {
             Ok(()) => self.pool_wake.notify_one(),
             Err(e) => warn!(error = %e, lease_id, "cannot take back a grant; it ends with its TTL"),
         }
@@ -63,6 +78,7 @@ impl Unanswered {
         Self {
             lease_id,
             take_back: Some(take_back),
+            dirty: false,
         }
     }
 
@@ -84,7 +100,7 @@ impl Drop for Unanswered {
                 take_back
                     .tasks
                     .clone()
-                    .spawn_on(take_back.run(lease_id), &runtime),
+                    .spawn_on(take_back.run(lease_id, self.dirty), &runtime),
             ),
             Err(_) => warn!(
                 lease_id,
@@ -99,6 +115,7 @@ impl Grant {
         Self {
             lease,
             build: Vec::new(),
+            overlay: None,
             owner,
         }
     }
@@ -117,6 +134,21 @@ impl Grant {
         &self.build
     }
 
+    /// From now on the cluster holds the caller's images: taken back, it is recycled.
+    pub(super) fn dirty(&mut self) {
+        self.owner.dirty = true;
+    }
+
+    pub(super) fn with_overlay(mut self, overlay: Overlaid) -> Self {
+        self.overlay = Some(overlay);
+        self
+    }
+
+    /// What an overlay put into the cluster, if the caller asked for its own images.
+    pub fn overlay(&self) -> Option<&Overlaid> {
+        self.overlay.as_ref()
+    }
+
     /// The caller has its lease: from now on only Release or expiry ends it.
     pub fn deliver(mut self) {
         self.owner.take_back = None;
@@ -126,7 +158,7 @@ impl Grant {
     /// return before, such as at shutdown, when the store closes next).
     pub async fn take_back(mut self) {
         if let Some(take_back) = self.owner.take_back.take() {
-            take_back.run(self.lease.id.clone()).await;
+            take_back.run(self.lease.id.clone(), self.owner.dirty).await;
         }
     }
 }

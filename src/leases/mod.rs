@@ -10,6 +10,9 @@
 //!   of "no lease is left behind": dropped undelivered, it is *taken back* (the lease row goes,
 //!   the cluster is ready again); `deliver` hands it over for good;
 //! - a [`Place`](queue::Place) is a caller's place in the queue; dropped, the caller leaves it;
+//! - an *overlay* puts the caller's own images ([`ImageOverride`]) into the granted cluster
+//!   before it is delivered; from its start the grant is *dirty*: taken back, its cluster is
+//!   recycled instead of ready again;
 //! - `NewLease` (store) is the row a grant inserts.
 mod grant;
 mod queue;
@@ -18,11 +21,14 @@ pub mod token;
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::sync::{Notify, watch};
+use tokio::{
+    sync::{Notify, mpsc, watch},
+    time::Instant,
+};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::info;
 
-pub use grant::Grant;
+pub use grant::{Grant, Overlaid};
 use grant::{TakeBack, Unanswered};
 use queue::Queue;
 pub use report::{ClusterReport, ProfileReport};
@@ -30,7 +36,9 @@ pub use report::{ClusterReport, ProfileReport};
 use crate::{
     Error, Result,
     config::{Config, Profile},
-    store::{ClusterRow, EndReason, LeaseRow, NewLease, Store},
+    overlay::{self, ImageOverride, Override},
+    pool::StepEvent,
+    store::{ClusterRow, EndReason, LeaseRow, NewLease, StepRow, Store},
     time::{self, Millis, millis},
 };
 
@@ -44,6 +52,8 @@ pub struct Ask {
     /// `None`: the profile's default; zero answers at once.
     pub wait: Option<Duration>,
     pub request_id: Option<String>,
+    /// The caller's own images in place of the profile's (none: the cluster as built).
+    pub images: Vec<ImageOverride>,
 }
 
 /// What a lease is granted on.
@@ -82,19 +92,42 @@ pub trait PoolView: Send + Sync + 'static {
     fn is_stale(&self, cluster: &ClusterRow) -> bool;
 }
 
+/// What the lease domain needs to put a caller's images into its cluster (the pool's
+/// provisioner does the work).
+pub trait Overlays: Send + Sync + 'static {
+    /// The image ID of each reference on the daemon's Docker host, `None` for one it lacks.
+    fn find_images(
+        &self,
+        references: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<String>>>> + Send;
+    /// Runs the overlay on the lease's cluster as a run of its own, telling `observer` each
+    /// step as it starts and ends; returns the run's steps.
+    fn overlay(
+        &self,
+        lease: &LeaseRow,
+        profile: &Arc<Profile>,
+        overrides: &[Override],
+        observer: mpsc::UnboundedSender<StepEvent>,
+    ) -> impl Future<Output = Result<Vec<StepRow>>> + Send;
+}
+
+/// Who watches one Acquire: its waiter id once it queues, each overlay step as it runs.
+#[derive(Default)]
+pub struct Watchers {
+    pub queued: Option<watch::Sender<Option<u64>>>,
+    pub steps: Option<mpsc::UnboundedSender<StepEvent>>,
+}
+
 /// What the API needs of the lease domain (implemented by [`Leases`]).
 pub trait LeaseApi: Send + Sync + 'static {
     fn acquire(&self, ask: Ask) -> impl Future<Output = Result<Grant>> + Send {
-        async move {
-            let (queued, _) = watch::channel(None);
-            self.acquire_watched(ask, &queued).await
-        }
+        self.acquire_watched(ask, Watchers::default())
     }
-    /// Acquire, publishing the caller's waiter id on `queued` if it has to wait.
+    /// Acquire, telling `watchers` where it stands.
     fn acquire_watched(
         &self,
         ask: Ask,
-        queued: &watch::Sender<Option<u64>>,
+        watchers: Watchers,
     ) -> impl Future<Output = Result<Grant>> + Send;
     /// Where a waiting caller stands and how the build expected to serve it is going;
     /// `None` once it no longer waits.
@@ -117,11 +150,12 @@ pub trait LeaseApi: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<ProfileReport>>> + Send;
 }
 
-pub struct Leases<V> {
+pub struct Leases<V, O> {
     store: Store,
     config: Arc<Config>,
     queues: std::collections::HashMap<String, Arc<Queue>>,
     pool: Arc<V>,
+    overlays: O,
     /// Wakes the pool: a lease ended or demand changed.
     pool_wake: Arc<Notify>,
     /// Grants being taken back in the background.
@@ -129,11 +163,12 @@ pub struct Leases<V> {
     shutdown: CancellationToken,
 }
 
-impl<V: PoolView> Leases<V> {
+impl<V: PoolView, O: Overlays> Leases<V, O> {
     pub fn new(
         store: Store,
         config: Arc<Config>,
         pool: Arc<V>,
+        overlays: O,
         pool_wake: Arc<Notify>,
         shutdown: CancellationToken,
     ) -> Self {
@@ -147,6 +182,7 @@ impl<V: PoolView> Leases<V> {
             config,
             queues,
             pool,
+            overlays,
             pool_wake,
             take_backs: TaskTracker::new(),
             shutdown,
@@ -271,6 +307,95 @@ impl<V: PoolView> Leases<V> {
         Ok(())
     }
 
+    /// The caller's images checked against the profile and found on the host, before anything
+    /// is granted.
+    async fn find_overrides(
+        &self,
+        profile: &Profile,
+        asked: &[ImageOverride],
+        wait: Option<Duration>,
+    ) -> Result<Vec<Override>> {
+        if asked.is_empty() {
+            return Ok(Vec::new());
+        }
+        overlay::check(profile, asked)?;
+        if wait.is_some_and(|w| w.is_zero()) {
+            return Err(Error::InvalidArgument(
+                "wait must be more than 0s with images: it bounds loading and deploying them too"
+                    .into(),
+            ));
+        }
+        let references: Vec<String> = asked.iter().map(|a| a.reference.clone()).collect();
+        let ids = self.overlays.find_images(&references).await?;
+        asked
+            .iter()
+            .zip(ids)
+            .map(|(asked, id)| match id {
+                Some(id) => Ok(Override::new(asked, &id)),
+                None => Err(Error::ImageNotFound {
+                    reference: asked.reference.clone(),
+                }),
+            })
+            .collect()
+    }
+
+    /// A grant made ready to deliver: its build's timings, and the caller's images put in
+    /// before `deadline`. A failed or late overlay drops the grant, which recycles the cluster.
+    async fn hand_over(
+        &self,
+        grant: Grant,
+        profile: &Arc<Profile>,
+        overrides: &[Override],
+        (started, wait): (Instant, Duration),
+        observer: Option<&mpsc::UnboundedSender<StepEvent>>,
+    ) -> Result<Grant> {
+        let deadline = started + wait;
+        let mut grant = self.with_build(grant).await?;
+        if overrides.is_empty() {
+            return Ok(grant);
+        }
+        grant.dirty();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let lease = grant.lease().clone();
+        let work = self.overlays.overlay(&lease, profile, overrides, tx);
+        tokio::pin!(work);
+        // The step running, to name if the wait runs out.
+        let mut running = String::from("none yet");
+        let mut tell = |event: StepEvent| {
+            if let StepEvent::Started { phase, step, .. } = &event {
+                running = format!("{phase} {step}");
+            }
+            if let Some(observer) = observer {
+                let _ = observer.send(event);
+            }
+        };
+        let outcome = tokio::time::timeout_at(deadline, async {
+            loop {
+                tokio::select! {
+                    biased;
+                    Some(event) = rx.recv() => tell(event),
+                    done = &mut work => break done,
+                }
+            }
+        })
+        .await;
+        while let Ok(event) = rx.try_recv() {
+            tell(event);
+        }
+        let cluster = lease.cluster_name.clone();
+        match outcome {
+            Ok(steps) => Ok(grant.with_overlay(Overlaid {
+                images: overrides.to_vec(),
+                steps: steps?,
+            })),
+            Err(_) => Err(Error::OverlayTimedOut {
+                cluster,
+                wait,
+                step: running,
+            }),
+        }
+    }
+
     async fn no_cluster(&self, profile: &Profile, waited: Duration) -> Result<Error> {
         Ok(Error::NoCluster {
             profile: profile.name.clone(),
@@ -326,18 +451,16 @@ impl<V: PoolView> Leases<V> {
     }
 }
 
-impl<V: PoolView> LeaseApi for Leases<V> {
-    async fn acquire_watched(
-        &self,
-        ask: Ask,
-        queued: &watch::Sender<Option<u64>>,
-    ) -> Result<Grant> {
+impl<V: PoolView, O: Overlays> LeaseApi for Leases<V, O> {
+    async fn acquire_watched(&self, ask: Ask, watchers: Watchers) -> Result<Grant> {
+        let started = Instant::now();
         let profile = self.profile(&ask.profile)?.clone();
         let terms = Terms {
             holder: ask.holder,
             ttl: Self::check_ttl(&profile, ask.ttl)?,
             request_id: ask.request_id,
         };
+        let overrides = self.find_overrides(&profile, &ask.images, ask.wait).await?;
         if let Some(request_id) = &terms.request_id
             && let Some(lease) = self
                 .store
@@ -348,10 +471,15 @@ impl<V: PoolView> LeaseApi for Leases<V> {
             if let Some(lost) = self.lost(&lease, time::now()).await? {
                 return Err(lost);
             }
+            // The first call put its images in (or failed, and left no lease).
             let not_ours = Unanswered::new(lease.id.clone(), self.take_back()).disarm();
             return self.with_build(Grant::new(lease, not_ours)).await;
         }
         let wait = ask.wait.unwrap_or(profile.pool.acquire_wait);
+        let hand_over = |grant| {
+            let steps = watchers.steps.as_ref();
+            self.hand_over(grant, &profile, &overrides, (started, wait), steps)
+        };
         let queue = self.queue(&profile.name)?;
         let mut place = {
             let _serial = queue.grant_lock.lock().await;
@@ -359,7 +487,8 @@ impl<V: PoolView> LeaseApi for Leases<V> {
             if queue.is_empty()
                 && let Some(grant) = self.grant_now(&profile.name, &terms).await?
             {
-                return self.with_build(grant).await;
+                drop(_serial);
+                return hand_over(grant).await;
             }
             // Degraded fails fast only when nothing is ready: a ready cluster never hangs.
             if let Some(reason) = self.pool.degraded_reason(&profile.name) {
@@ -374,10 +503,12 @@ impl<V: PoolView> LeaseApi for Leases<V> {
             queue.push(terms)
         };
         self.pool_wake.notify_one();
-        queued.send_replace(Some(place.id));
+        if let Some(queued) = &watchers.queued {
+            queued.send_replace(Some(place.id));
+        }
         let outcome = tokio::select! {
             outcome = place.served() => outcome,
-            () = tokio::time::sleep(wait) => place.leave(),
+            () = tokio::time::sleep_until(started + wait) => place.leave(),
             () = self.shutdown.cancelled() => {
                 if let Some(Ok(grant)) = place.leave() {
                     grant.take_back().await;
@@ -386,7 +517,7 @@ impl<V: PoolView> LeaseApi for Leases<V> {
             }
         };
         match outcome {
-            Some(Ok(grant)) => self.with_build(grant).await,
+            Some(Ok(grant)) => hand_over(grant).await,
             Some(Err(reason)) => Err(Error::Degraded {
                 profile: profile.name.clone(),
                 reason,

@@ -1,6 +1,6 @@
 //! Phase 4: deploy steps in parallel, each starting once every step in its `after` is ready and,
 //! if it uses any of the profile's images, once they are loaded. The first failure cancels the
-//! others (their futures are dropped).
+//! others (their futures are dropped). The overlay and reset walk the steps in the same order.
 use std::collections::HashMap;
 
 use futures::{
@@ -24,6 +24,33 @@ pub(super) async fn run<'a>(
     recorder: &'a Recorder,
     loaded: StepFuture<'a>,
 ) -> ProvisionResult<()> {
+    in_order(steps, |step| {
+        let loaded = loaded.clone();
+        Some(
+            async move {
+                if !step.images.is_empty() {
+                    loaded.await?;
+                }
+                recorder
+                    .step("deploy", &step.name, async {
+                        let fail = step_failure("deploy", &step.name);
+                        let applied = kube.apply_files(&step.manifests).await.map_err(&fail)?;
+                        kube.wait_ready(&applied, step.timeout).await.map_err(&fail)
+                    })
+                    .await
+            }
+            .boxed(),
+        )
+    })
+    .await
+}
+
+/// Runs each step's `work` once every step in its `after` is done, independent ones at once;
+/// a step with no work (`None`) is done at once.
+pub(super) async fn in_order<'a>(
+    steps: &'a [DeployStep],
+    work: impl Fn(&'a DeployStep) -> Option<BoxFuture<'a, ProvisionResult<()>>>,
+) -> ProvisionResult<()> {
     let mut futures: HashMap<&str, StepFuture<'a>> = HashMap::new();
     // Config validation refused cycles, so repeated passes place every step.
     while futures.len() < steps.len() {
@@ -33,23 +60,18 @@ pub(super) async fn run<'a>(
             {
                 continue;
             }
-            let mut after: Vec<StepFuture<'a>> = step
+            let after: Vec<StepFuture<'a>> = step
                 .after
                 .iter()
                 .map(|a| futures[a.as_str()].clone())
                 .collect();
-            if !step.images.is_empty() {
-                after.push(loaded.clone());
-            }
+            let own = work(step);
             let future = async move {
                 try_join_all(after).await?;
-                recorder
-                    .step("deploy", &step.name, async {
-                        let fail = step_failure("deploy", &step.name);
-                        let applied = kube.apply_files(&step.manifests).await.map_err(&fail)?;
-                        kube.wait_ready(&applied, step.timeout).await.map_err(&fail)
-                    })
-                    .await
+                match own {
+                    Some(own) => own.await,
+                    None => Ok(()),
+                }
             };
             futures.insert(&step.name, future.boxed().shared());
         }

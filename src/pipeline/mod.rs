@@ -6,6 +6,7 @@
 mod cluster;
 mod deploy;
 mod images;
+mod overlay;
 mod reset;
 
 use std::{
@@ -15,13 +16,14 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use futures::FutureExt;
+use futures::{FutureExt, future::try_join_all};
 use tracing::info;
 
 pub use images::BuiltImage;
 
 use crate::{
     config::{Profile, Tools},
+    overlay::Override,
     pool::{Built, ClusterSpec, ProvisionResult, Provisioner, Recorder},
     store::RunFailure,
     tools::{ToolError, docker::Docker, kind::Kind, kube::Kube},
@@ -37,6 +39,8 @@ pub struct Pipeline {
     /// A Kubernetes client per cluster, kept from its build for its resets: a new client
     /// costs TLS set-up and API discovery, which would dominate an instant reset.
     kubes: Mutex<HashMap<String, Arc<Kube>>>,
+    /// Held while overlay tags are made or removed, so that none is removed as it is used.
+    tags: tokio::sync::Mutex<()>,
 }
 
 impl Pipeline {
@@ -53,17 +57,19 @@ impl Pipeline {
             clusters_dir,
             images: images::ImageCache::default(),
             kubes: Mutex::default(),
+            tags: tokio::sync::Mutex::default(),
         })
     }
 
-    /// The cluster's client: the one its build made, or a new one after a restart.
-    async fn kube(&self, cluster: &str) -> ProvisionResult<Arc<Kube>> {
+    /// The cluster's client: the one its build made, or a new one after a restart (a failure
+    /// to make one is a failure of `phase`).
+    async fn kube(&self, cluster: &str, phase: &str) -> ProvisionResult<Arc<Kube>> {
         if let Some(kube) = self.kubes().get(cluster) {
             return Ok(Arc::clone(kube));
         }
         let kube = Kube::from_kubeconfig(&self.kubeconfig_path(cluster))
             .await
-            .map_err(step_failure("recycle", "kubeconfig"))?;
+            .map_err(step_failure(phase, "kubeconfig"))?;
         Ok(self.keep_kube(cluster, kube))
     }
 
@@ -85,6 +91,10 @@ impl Pipeline {
 
     fn baseline_path(&self, cluster: &str) -> PathBuf {
         self.clusters_dir.join(format!("{cluster}.namespaces"))
+    }
+
+    fn overlay_path(&self, cluster: &str) -> PathBuf {
+        self.clusters_dir.join(format!("{cluster}.overlay"))
     }
 
     /// Phase 1 alone: the profile's images, built (or taken from the cache).
@@ -182,14 +192,35 @@ impl Provisioner for Pipeline {
         })
     }
 
+    async fn find_images(&self, references: &[String]) -> ProvisionResult<Vec<Option<String>>> {
+        try_join_all(references.iter().map(|r| self.docker.find_image(r)))
+            .await
+            .map_err(step_failure("load", "docker image inspect"))
+    }
+
+    async fn overlay(
+        &self,
+        cluster: &ClusterSpec,
+        overrides: &[Override],
+        recorder: &Recorder,
+    ) -> ProvisionResult<()> {
+        overlay::run(self, cluster, overrides, recorder).await
+    }
+
     async fn reset(&self, cluster: &ClusterSpec) -> ProvisionResult<()> {
-        let kube = self.kube(&cluster.name).await?;
+        let kube = self.kube(&cluster.name, "recycle").await?;
+        let overlaid = overlay::read_record(&self.overlay_path(&cluster.name))
+            .map(|r| r.steps)
+            .unwrap_or_default();
         reset::run(
             &kube,
             &self.baseline_path(&cluster.name),
             &cluster.profile.deploy,
+            &overlaid,
         )
-        .await
+        .await?;
+        self.forget_overlay(&cluster.name).await;
+        Ok(())
     }
 
     async fn destroy(&self, name: &str) -> ProvisionResult<()> {
@@ -199,6 +230,7 @@ impl Provisioner for Pipeline {
             .delete(name, &kubeconfig)
             .await
             .map_err(step_failure("recycle", "kind delete cluster"))?;
+        self.forget_overlay(name).await;
         for file in [kubeconfig, self.baseline_path(name)] {
             let _ = std::fs::remove_file(file);
         }

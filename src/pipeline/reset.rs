@@ -1,13 +1,12 @@
-//! `reset` recycling: delete every namespace the test run added, wait until they are gone,
-//! re-check that the deploy steps are still ready. Any failure makes the pool recreate.
+//! `reset` recycling: delete every namespace the test run added, wait until they are gone, then
+//! apply every deploy step's own manifests again and wait until they are ready (which also
+//! undoes an overlay). Any failure makes the pool recreate.
 use std::{path::Path, time::Duration};
 
-use super::step_failure;
-use crate::{
-    config::DeployStep,
-    pool::ProvisionResult,
-    tools::kube::{Kube, ObjectRef, read_documents},
-};
+use futures::FutureExt;
+
+use super::{deploy, overlay, step_failure};
+use crate::{config::DeployStep, pool::ProvisionResult, tools::kube::Kube};
 
 /// Bound on waiting for deleted namespaces to disappear.
 const NAMESPACE_DELETION: Duration = Duration::from_secs(120);
@@ -24,7 +23,12 @@ pub(super) async fn record_baseline(kube: &Kube, file: &Path) -> ProvisionResult
     })
 }
 
-pub(super) async fn run(kube: &Kube, baseline: &Path, steps: &[DeployStep]) -> ProvisionResult<()> {
+pub(super) async fn run(
+    kube: &Kube,
+    baseline: &Path,
+    steps: &[DeployStep],
+    overlaid: &[String],
+) -> ProvisionResult<()> {
     let fail = step_failure("recycle", "reset");
     let kept = std::fs::read_to_string(baseline).map_err(|e| {
         fail(crate::tools::ToolError::new(format!(
@@ -43,19 +47,22 @@ pub(super) async fn run(kube: &Kube, baseline: &Path, steps: &[DeployStep]) -> P
     kube.delete_namespaces(&added, NAMESPACE_DELETION)
         .await
         .map_err(&fail)?;
-    for step in steps {
-        let mut objects: Vec<ObjectRef> = Vec::new();
-        for file in &step.manifests {
-            objects.extend(
-                read_documents(file)
-                    .map_err(&fail)?
-                    .into_iter()
-                    .map(|(o, _)| o),
-            );
-        }
-        kube.wait_ready(&objects, step.timeout)
-            .await
-            .map_err(&fail)?;
-    }
-    Ok(())
+    // Every step's own manifests again: server-side apply restores what the test run changed
+    // in infrad's fields and undoes an overlay (whose Jobs are created anew).
+    let fail = &fail;
+    deploy::in_order(steps, |step| {
+        let recreate_jobs = overlaid.contains(&step.name);
+        Some(
+            async move {
+                let documents = overlay::documents(step).map_err(fail)?;
+                let objects = kube
+                    .apply_documents(documents, recreate_jobs)
+                    .await
+                    .map_err(fail)?;
+                kube.wait_ready(&objects, step.timeout).await.map_err(fail)
+            }
+            .boxed(),
+        )
+    })
+    .await
 }

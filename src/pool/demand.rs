@@ -1,7 +1,7 @@
 //! What the pool needs of the lease domain: who waits, serving them, expiring leases.
 use crate::{
     Result,
-    leases::{Leases, PoolView},
+    leases::{Leases, Overlays, PoolView},
 };
 
 /// The lease domain as the pool sees it (implemented by [`Leases`]).
@@ -16,7 +16,7 @@ pub trait Demand: Send + Sync + 'static {
     fn fail_waiters(&self, profile: &str) -> impl Future<Output = ()> + Send;
 }
 
-impl<V: PoolView> Demand for Leases<V> {
+impl<V: PoolView, O: Overlays> Demand for Leases<V, O> {
     fn waiting(&self, profile: &str) -> usize {
         Leases::waiting(self, profile)
     }

@@ -2,6 +2,7 @@
 //! recycles them when leases end, backs off and degrades when builds keep failing, and
 //! reconciles the store with the provisioner's own list at start-up.
 mod demand;
+mod overlayer;
 mod provisioner;
 mod reconcile;
 mod recorder;
@@ -14,6 +15,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{Instrument, error, info, info_span, warn};
 
 pub use demand::Demand;
+pub use overlayer::Overlayer;
 pub use provisioner::{Built, ClusterSpec, ProvisionResult, Provisioner};
 pub use recorder::{Recorder, StepEvent};
 pub use state::{PoolApi, PoolState};

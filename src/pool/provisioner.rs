@@ -1,7 +1,7 @@
 //! The boundary between the pool and whatever makes clusters (the four-phase pipeline).
 use std::sync::Arc;
 
-use crate::{config::Profile, store::RunFailure};
+use crate::{config::Profile, overlay::Override, store::RunFailure};
 
 use super::Recorder;
 
@@ -51,7 +51,24 @@ pub trait Provisioner: Send + Sync + 'static {
         recorder: &Recorder,
     ) -> impl Future<Output = ProvisionResult<Built>> + Send;
 
-    /// Brings a used cluster back to the state it had when it became ready.
+    /// The image ID of each local image reference (a tag or an ID) on the host the images are
+    /// loaded from; `None` for one it does not have.
+    fn find_images(
+        &self,
+        references: &[String],
+    ) -> impl Future<Output = ProvisionResult<Vec<Option<String>>>> + Send;
+
+    /// Puts a caller's images into the cluster leased to it, recording each step through
+    /// `recorder`: loaded, and the deploy steps that use them applied again with them.
+    fn overlay(
+        &self,
+        cluster: &ClusterSpec,
+        overrides: &[Override],
+        recorder: &Recorder,
+    ) -> impl Future<Output = ProvisionResult<()>> + Send;
+
+    /// Brings a used cluster back to the state it had when it became ready (undoing an
+    /// overlay).
     fn reset(&self, cluster: &ClusterSpec) -> impl Future<Output = ProvisionResult<()>> + Send;
 
     /// Deletes a cluster; deleting one that does not exist succeeds.
@@ -81,6 +98,22 @@ impl<P: Provisioner> Provisioner for Arc<P> {
         recorder: &Recorder,
     ) -> impl Future<Output = ProvisionResult<Built>> + Send {
         P::build(self, cluster, recorder)
+    }
+
+    fn find_images(
+        &self,
+        references: &[String],
+    ) -> impl Future<Output = ProvisionResult<Vec<Option<String>>>> + Send {
+        P::find_images(self, references)
+    }
+
+    fn overlay(
+        &self,
+        cluster: &ClusterSpec,
+        overrides: &[Override],
+        recorder: &Recorder,
+    ) -> impl Future<Output = ProvisionResult<()>> + Send {
+        P::overlay(self, cluster, overrides, recorder)
     }
 
     fn reset(&self, cluster: &ClusterSpec) -> impl Future<Output = ProvisionResult<()>> + Send {

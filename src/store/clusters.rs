@@ -1,4 +1,4 @@
-use sqlx::{FromRow, QueryBuilder, Sqlite};
+use sqlx::{FromRow, QueryBuilder, Sqlite, Transaction};
 
 use super::{
     Store,
@@ -212,24 +212,7 @@ impl Store {
     /// A half-built cluster found at start-up: its run was cut short, it is to be deleted.
     pub async fn abandon_build(&self, cluster_id: &str, now: Millis) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query(
-            "UPDATE pipeline_runs SET outcome = ?, ended_at = ?
-             WHERE cluster_id = ? AND outcome = 'running'",
-        )
-        .bind(RunOutcome::Cancelled)
-        .bind(now)
-        .bind(cluster_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE run_steps SET outcome = ?, ended_at = ?
-             WHERE outcome = 'running' AND run_id IN (SELECT id FROM pipeline_runs WHERE cluster_id = ?)",
-        )
-        .bind(RunOutcome::Cancelled)
-        .bind(now)
-        .bind(cluster_id)
-        .execute(&mut *tx)
-        .await?;
+        cancel_running_runs(&mut tx, cluster_id, now).await?;
         sqlx::query(
             "UPDATE clusters SET state = ?, state_changed_at = ?
              WHERE id = ? AND state = 'building'",
@@ -304,4 +287,31 @@ impl Store {
         }
         Ok(counts)
     }
+}
+
+/// Ends the cluster's runs still running, and their steps, as cancelled (cut short).
+pub(super) async fn cancel_running_runs(
+    tx: &mut Transaction<'_, Sqlite>,
+    cluster_id: &str,
+    now: Millis,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE pipeline_runs SET outcome = ?, ended_at = ?
+         WHERE cluster_id = ? AND outcome = 'running'",
+    )
+    .bind(RunOutcome::Cancelled)
+    .bind(now)
+    .bind(cluster_id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE run_steps SET outcome = ?, ended_at = ?
+         WHERE outcome = 'running' AND run_id IN (SELECT id FROM pipeline_runs WHERE cluster_id = ?)",
+    )
+    .bind(RunOutcome::Cancelled)
+    .bind(now)
+    .bind(cluster_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

@@ -34,6 +34,8 @@ pub struct LeaseRow {
     pub cluster_id: String,
     pub cluster_name: String,
     pub kubeconfig: Option<String>,
+    /// What the cluster was built from: `name@image-id`, comma-separated.
+    pub cluster_images: Option<String>,
     pub profile: String,
     pub holder: String,
     pub request_id: Option<String>,
@@ -70,7 +72,7 @@ pub struct NewLease<'a> {
 }
 
 const LEASE_SELECT: &str =
-    "SELECT l.id, l.token, l.cluster_id, c.name AS cluster_name, c.kubeconfig,
+    "SELECT l.id, l.token, l.cluster_id, c.name AS cluster_name, c.kubeconfig, c.images AS cluster_images,
         l.profile, l.holder, l.request_id, l.acquired_at, l.expires_at, l.ended_at, l.end_reason
      FROM leases l JOIN clusters c ON c.id = l.cluster_id";
 
@@ -121,9 +123,10 @@ impl Store {
         Ok(granted)
     }
 
-    /// Takes back a grant nobody received (the caller gave up): the lease row goes, the
-    /// cluster is ready again.
-    pub async fn take_back_grant(&self, lease_id: &str, now: Millis) -> Result<()> {
+    /// Takes back a grant nobody received (the caller gave up): the lease row goes. The
+    /// cluster is ready again, or — once a caller's images went into it (`dirty`) — recycled,
+    /// any overlay run cut short ending as cancelled.
+    pub async fn take_back_grant(&self, lease_id: &str, dirty: bool, now: Millis) -> Result<()> {
         let mut tx = self.write().await?;
         let cluster: Option<String> = sqlx::query_scalar(
             "DELETE FROM leases WHERE id = ? AND ended_at IS NULL RETURNING cluster_id",
@@ -132,10 +135,16 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(cluster_id) = cluster {
+            let to = if dirty {
+                super::clusters::cancel_running_runs(&mut tx, &cluster_id, now).await?;
+                ClusterState::Recycling
+            } else {
+                ClusterState::Ready
+            };
             sqlx::query(
                 "UPDATE clusters SET state = ?, state_changed_at = ? WHERE id = ? AND state = 'leased'",
             )
-            .bind(ClusterState::Ready)
+            .bind(to)
             .bind(now)
             .bind(cluster_id)
             .execute(&mut *tx)

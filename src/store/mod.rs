@@ -68,12 +68,20 @@ impl Store {
         Ok(Self { pool, writer })
     }
 
-    /// A private database in memory, for a one-shot build's step records.
+    /// A private database in memory, for a one-shot build's step records. Named and shared,
+    /// and held open by a connection that never idles out: a connection dropped while a
+    /// cancelled query ran (an interrupted build) must not leave its replacement an empty one.
     pub async fn in_memory() -> Result<Self> {
-        // One connection: each connection to ":memory:" is a database of its own.
+        let name = format!(
+            "file:infrad-build-{}?mode=memory&cache=shared",
+            uuid::Uuid::new_v4().simple()
+        );
         let pool = SqlitePoolOptions::new()
+            .min_connections(1)
             .max_connections(1)
-            .connect_with(SqliteConnectOptions::from_str("sqlite::memory:")?)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(SqliteConnectOptions::from_str(&format!("sqlite:{name}"))?)
             .await?;
         Self::migrated(pool).await
     }

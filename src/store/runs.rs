@@ -101,7 +101,8 @@ impl Store {
     pub async fn build_steps(&self, cluster_id: &str) -> Result<Vec<StepRow>> {
         Ok(sqlx::query_as(
             "SELECT run_id, phase, step, started_at, ended_at, outcome FROM run_steps
-             WHERE run_id = (SELECT id FROM pipeline_runs WHERE cluster_id = ? AND outcome = 'succeeded'
+             WHERE run_id = (SELECT id FROM pipeline_runs
+                             WHERE cluster_id = ? AND kind = 'build' AND outcome = 'succeeded'
                              ORDER BY id DESC LIMIT 1)
              ORDER BY started_at, id",
         )
@@ -127,6 +128,48 @@ impl Store {
         .await?)
     }
 
+    /// Opens an overlay run on a leased cluster; returns its id.
+    pub async fn begin_overlay(&self, cluster_id: &str, profile: &str, now: Millis) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO pipeline_runs (cluster_id, profile, started_at, outcome, kind)
+             VALUES (?, ?, ?, ?, 'overlay') RETURNING id",
+        )
+        .bind(cluster_id)
+        .bind(profile)
+        .bind(now)
+        .bind(RunOutcome::Running)
+        .fetch_one(&self.writer)
+        .await?)
+    }
+
+    /// Closes an overlay run as succeeded, or as failed with where and why.
+    pub async fn end_overlay(
+        &self,
+        run_id: i64,
+        failure: Option<&RunFailure>,
+        now: Millis,
+    ) -> Result<()> {
+        let outcome = match failure {
+            None => RunOutcome::Succeeded,
+            Some(_) => RunOutcome::Failed,
+        };
+        sqlx::query(
+            "UPDATE pipeline_runs SET outcome = ?, ended_at = ?, fail_phase = ?, fail_step = ?,
+                                      exit_code = ?, error = ?
+             WHERE id = ? AND outcome = 'running'",
+        )
+        .bind(outcome)
+        .bind(now)
+        .bind(failure.map(|f| f.phase.as_str()))
+        .bind(failure.map(|f| f.step.as_str()))
+        .bind(failure.and_then(|f| f.exit_code))
+        .bind(failure.map(|f| f.error.as_str()))
+        .bind(run_id)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
     /// The steps of one run, as far as it got.
     pub async fn build_steps_of_run(&self, run_id: i64) -> Result<Vec<StepRow>> {
         Ok(sqlx::query_as(
@@ -143,7 +186,8 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT s.run_id, s.phase, s.step, s.started_at, s.ended_at, s.outcome
              FROM run_steps s
-             WHERE s.run_id IN (SELECT id FROM pipeline_runs WHERE profile = ? AND outcome = 'succeeded'
+             WHERE s.run_id IN (SELECT id FROM pipeline_runs
+                                WHERE profile = ? AND kind = 'build' AND outcome = 'succeeded'
                                 ORDER BY id DESC LIMIT ?)
              ORDER BY s.run_id DESC, s.started_at, s.id",
         )
@@ -165,7 +209,7 @@ impl Store {
         );
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT outcome, fail_phase, fail_step, exit_code, error, ended_at FROM pipeline_runs
-             WHERE profile = ? AND outcome IN ('succeeded', 'failed')
+             WHERE profile = ? AND kind = 'build' AND outcome IN ('succeeded', 'failed')
              ORDER BY id DESC LIMIT 1000",
         )
         .bind(profile)

@@ -185,7 +185,7 @@ async fn a_grant_taken_back_leaves_no_lease_and_a_ready_cluster(pool: SqlitePool
         .await
         .unwrap()
         .unwrap();
-    store.take_back_grant("l1", 110).await.unwrap();
+    store.take_back_grant("l1", false, 110).await.unwrap();
     assert!(store.lease("l1").await.unwrap().is_none());
     assert_eq!(
         store.cluster("a").await.unwrap().unwrap().state,
@@ -235,6 +235,72 @@ async fn compare_and_set_refuses_a_stale_state(pool: SqlitePool) {
         .unwrap();
     assert_eq!(live.len(), 1);
     assert_eq!(live[0].state, ClusterState::Recycling);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_grant_taken_back_after_an_overlay_recycles_its_cluster(pool: SqlitePool) {
+    let store = store(pool).await;
+    ready_cluster(&store, "a", 10).await;
+    store.grant(&lease("l1", None), 100).await.unwrap().unwrap();
+    let run = store.begin_overlay("a", "demo", 101).await.unwrap();
+    store
+        .step_started(run, "load", "kind load", 102)
+        .await
+        .unwrap();
+    store.take_back_grant("l1", true, 110).await.unwrap();
+    assert!(store.lease("l1").await.unwrap().is_none());
+    assert_eq!(
+        store.cluster("a").await.unwrap().unwrap().state,
+        ClusterState::Recycling
+    );
+    let steps = store.build_steps_of_run(run).await.unwrap();
+    assert_eq!(steps[0].outcome, RunOutcome::Cancelled);
+}
+
+#[sqlx::test(migrations = false)]
+async fn overlay_runs_are_neither_build_timings_nor_build_failures(pool: SqlitePool) {
+    let store = store(pool).await;
+    ready_cluster(&store, "a", 10).await;
+    let build = store.build_steps("a").await.unwrap();
+    let run = store.begin_overlay("a", "demo", 20).await.unwrap();
+    store.step_started(run, "deploy", "we", 21).await.unwrap();
+    let failure = RunFailure {
+        phase: "deploy".into(),
+        step: "we".into(),
+        exit_code: None,
+        error: "not ready".into(),
+    };
+    store.end_overlay(run, Some(&failure), 30).await.unwrap();
+    let ok = store.begin_overlay("a", "demo", 40).await.unwrap();
+    let step = store
+        .step_started(ok, "load", "kind load", 41)
+        .await
+        .unwrap();
+    store
+        .step_ended(step, RunOutcome::Succeeded, 45)
+        .await
+        .unwrap();
+    store.end_overlay(ok, None, 50).await.unwrap();
+    assert!(
+        store.failure_streak("demo").await.unwrap().is_none(),
+        "a caller's failed overlay does not degrade the profile"
+    );
+    let after: Vec<i64> = store
+        .build_steps("a")
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.run_id)
+        .collect();
+    assert_eq!(after, build.iter().map(|s| s.run_id).collect::<Vec<_>>());
+    assert!(
+        store
+            .recent_steps("demo", 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|s| s.run_id != run && s.run_id != ok)
+    );
 }
 
 #[sqlx::test(migrations = false)]
@@ -424,7 +490,7 @@ async fn concurrent_read_then_write_transactions_do_not_fail_busy() {
                     fresh_images: None,
                 };
                 if store.grant(&lease, 100).await?.is_some() {
-                    store.take_back_grant(&id, 101).await?;
+                    store.take_back_grant(&id, false, 101).await?;
                 }
                 store.expire_due(50).await?;
             }

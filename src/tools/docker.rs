@@ -46,6 +46,29 @@ impl Docker {
         self.image_id(&image.name).await
     }
 
+    /// The image ID of a local image (a tag or an ID); `None` when the host has no such image.
+    pub async fn find_image(&self, reference: &str) -> Result<Option<String>, ToolError> {
+        match self.image_id(reference).await {
+            Ok(id) => Ok(Some(id)),
+            Err(e) if is_no_such_image(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives the image `source` (a tag or an ID) the tag `target` too.
+    pub async fn tag(&self, source: &str, target: &str) -> Result<(), ToolError> {
+        run(&self.program, ["tag", source, target], INSTALL).await?;
+        Ok(())
+    }
+
+    /// Removes one tag; the image stays while other tags name it. A tag already gone is fine.
+    pub async fn remove_tag(&self, tag: &str) -> Result<(), ToolError> {
+        match run(&self.program, ["image", "rm", "--no-prune", tag], INSTALL).await {
+            Err(e) if !is_no_such_image(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     pub async fn image_id(&self, name: &str) -> Result<String, ToolError> {
         let out = run(
             &self.program,
@@ -55,4 +78,9 @@ impl Docker {
         .await?;
         Ok(out.trim().to_string())
     }
+}
+
+/// Docker's answer for an image the host does not have ("No such image", "no such image").
+fn is_no_such_image(e: &ToolError) -> bool {
+    e.exit_code == Some(1) && e.stderr_tail.to_lowercase().contains("no such image")
 }

@@ -4,7 +4,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures::FutureExt;
 use infrad::{
+    overlay::Override,
     pool::{Built, ClusterSpec, ProvisionResult, Provisioner, Recorder},
     store::RunFailure,
 };
@@ -14,6 +16,8 @@ use infrad::{
 pub enum Event {
     BuildStarted(String, Instant),
     BuildEnded(String, Instant),
+    /// An overlay finished: the cluster and the tags it loaded.
+    Overlaid(String, Vec<String>),
     Reset(String),
     Destroyed(String),
 }
@@ -23,6 +27,7 @@ struct Knobs {
     build_delay: Duration,
     fail_builds: bool,
     fail_resets: bool,
+    overlay_delay: Duration,
     /// Bumped by a refresh: clusters of an older generation are stale.
     image_generation: u32,
 }
@@ -56,6 +61,11 @@ impl TestProvisioner {
 
     pub fn set_fail_resets(&self, fail: bool) {
         self.knobs.lock().unwrap().fail_resets = fail;
+    }
+
+    /// How long each overlay's load step takes (default 0).
+    pub fn set_overlay_delay(&self, delay: Duration) {
+        self.knobs.lock().unwrap().overlay_delay = delay;
     }
 
     pub fn events(&self) -> Vec<Event> {
@@ -174,6 +184,37 @@ impl Provisioner for TestProvisioner {
             ),
             images,
         })
+    }
+
+    /// Every reference is present, its ID derived from it.
+    async fn find_images(&self, references: &[String]) -> ProvisionResult<Vec<Option<String>>> {
+        Ok(references
+            .iter()
+            .map(|r| {
+                let mut hash = std::hash::DefaultHasher::new();
+                std::hash::Hash::hash(r, &mut hash);
+                Some(format!("sha256:{:016x}", std::hash::Hasher::finish(&hash)))
+            })
+            .collect())
+    }
+
+    async fn overlay(
+        &self,
+        cluster: &ClusterSpec,
+        overrides: &[Override],
+        recorder: &Recorder,
+    ) -> ProvisionResult<()> {
+        let delay = self.knobs.lock().unwrap().overlay_delay;
+        recorder
+            .step(
+                "load",
+                "kind load docker-image",
+                tokio::time::sleep(delay).map(Ok),
+            )
+            .await?;
+        let tags = overrides.iter().map(|o| o.tag.clone()).collect();
+        self.record(Event::Overlaid(cluster.name.clone(), tags));
+        Ok(())
     }
 
     async fn reset(&self, cluster: &ClusterSpec) -> ProvisionResult<()> {

@@ -3,7 +3,7 @@
 use std::{os::unix::fs::PermissionsExt, time::Duration};
 
 use infrad::store::EndReason;
-use infrad_client::{Acquire, Client, proto};
+use infrad_client::{Acquire, Client, Progress, proto};
 use infrad_test_support::{TestDaemon, acquire, config, counts, eventually, ready};
 
 async fn live_leases(client: &Client) -> Vec<String> {
@@ -122,7 +122,11 @@ async fn progress_shows_the_queue_and_the_build_then_the_lease() {
 
     let mut events: Vec<proto::Waiting> = Vec::new();
     let lease = client
-        .acquire_with_progress(acquire("second"), |w| events.push(w.clone()))
+        .acquire_with_progress(acquire("second"), |p| {
+            if let Progress::Waiting(w) = p {
+                events.push(w.clone());
+            }
+        })
         .await
         .unwrap();
     assert_eq!(lease.holder, "second");

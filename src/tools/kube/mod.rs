@@ -1,5 +1,6 @@
 //! The Kubernetes API of one cluster via kube-rs: server-side apply of manifests, readiness
 //! of what was applied (watched: `wait`), namespaces.
+mod pods;
 mod readiness;
 mod wait;
 
@@ -18,6 +19,7 @@ use kube::{
 use serde_json::Value;
 use tokio::sync::Mutex;
 
+pub use pods::PodProblem;
 pub use readiness::{Readiness, readiness};
 
 use super::ToolError;
@@ -26,6 +28,8 @@ use super::ToolError;
 pub const FIELD_MANAGER: &str = "infrad";
 /// Until the API server answers there is nothing to watch: ask again this often.
 const API_RETRY: Duration = Duration::from_millis(50);
+/// Bound on a deleted object (a Job being re-created) disappearing.
+const OBJECT_DELETION: Duration = Duration::from_secs(60);
 
 /// One object infrad applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +136,17 @@ impl Kube {
         for file in files {
             documents.extend(read_documents(file.as_ref())?);
         }
+        self.apply_documents(documents, false).await
+    }
+
+    /// [`Kube::apply_files`] for documents already read (and perhaps rewritten). With
+    /// `recreate_jobs`, an existing Job is deleted and created anew: its pod template is
+    /// immutable, so an apply that changes its image would be refused.
+    pub async fn apply_documents(
+        &self,
+        mut documents: Vec<(ObjectRef, Value)>,
+        recreate_jobs: bool,
+    ) -> Result<Vec<ObjectRef>, ToolError> {
         // Namespaces and CRDs first: other objects may live in or be instances of them.
         documents.sort_by_key(|(object, _)| match object.kind.as_str() {
             "Namespace" => 0,
@@ -147,6 +162,9 @@ impl Kube {
                     .get_or_insert_with(|| "default".to_string())
                     .clone();
                 self.ensure_namespace(&ns).await?;
+            }
+            if recreate_jobs && object.kind == "Job" {
+                self.delete_and_wait(&object).await?;
             }
             self.apply(&object, &body).await?;
             if object.kind == "CustomResourceDefinition" {
@@ -168,6 +186,33 @@ impl Kube {
         )
         .await
         .map_err(|e| kube_error(&format!("applying {object}"), e))?;
+        Ok(())
+    }
+
+    /// Deletes an object (its dependants in the background) and waits until it is gone.
+    async fn delete_and_wait(&self, object: &ObjectRef) -> Result<(), ToolError> {
+        let api = self.api(object).await?;
+        match api.delete(&object.name, &DeleteParams::background()).await {
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(()),
+            Err(e) => return Err(kube_error(&format!("deleting {object}"), e)),
+            Ok(_) => {}
+        }
+        let deadline = Instant::now() + OBJECT_DELETION;
+        // The object itself goes at once with background propagation (finalizers aside).
+        while api
+            .get_opt(&object.name)
+            .await
+            .map_err(|e| kube_error(&format!("reading {object}"), e))?
+            .is_some()
+        {
+            if Instant::now() >= deadline {
+                return Err(ToolError::new(format!(
+                    "{object} still there {} after it was deleted",
+                    humantime::format_duration(OBJECT_DELETION)
+                )));
+            }
+            tokio::time::sleep(API_RETRY).await;
+        }
         Ok(())
     }
 

@@ -21,13 +21,16 @@ use crate::tools::ToolError;
 
 /// Pause before listing again after a watch failed to start or broke.
 const RELIST: Duration = Duration::from_millis(250);
+/// How often the pods of a workload not ready yet are checked for a hopeless reason.
+const POD_CHECK: Duration = Duration::from_secs(1);
 /// Server-side bound of one watch request, after which it lists again: also a bound on how
 /// long an event lost on the way (a proxy, an API server restart) could delay a step.
 const WATCH_SECONDS: u32 = 10;
 
 impl Kube {
     /// Waits until every object is ready; fails at once when one fails (a failed Job, a
-    /// Deployment past its progress deadline), and after `timeout` names those not ready.
+    /// Deployment past its progress deadline, a pod whose image cannot run), and after
+    /// `timeout` names those not ready with what their pods report.
     pub async fn wait_ready(
         &self,
         objects: &[ObjectRef],
@@ -46,23 +49,59 @@ impl Kube {
                 None => pending.remove(&i),
             };
         };
-        let waits = objects
-            .iter()
-            .enumerate()
-            .map(|(i, object)| self.wait_one(object, move |why| note(i, why)));
+        let waits = objects.iter().enumerate().map(|(i, object)| async move {
+            tokio::select! {
+                done = self.wait_one(object, move |why| note(i, why)) => done,
+                hopeless = self.hopeless(object) => Err(hopeless),
+            }
+        });
         match tokio::time::timeout(timeout, try_join_all(waits)).await {
             Ok(done) => done.map(drop),
             Err(_) => {
-                let pending = pending.lock().unwrap_or_else(|e| e.into_inner());
-                let waiting: Vec<String> = pending
+                let pending: Vec<(usize, String)> = pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
                     .iter()
-                    .map(|(i, why)| format!("{} ({why})", objects[*i]))
+                    .map(|(i, why)| (*i, why.clone()))
                     .collect();
+                let mut waiting = Vec::with_capacity(pending.len());
+                for (i, why) in pending {
+                    let mut why = why;
+                    // Best effort: the timeout is the error either way.
+                    for problem in self.pod_problems(&objects[i]).await.unwrap_or_default() {
+                        why.push_str(&format!("; {problem}"));
+                    }
+                    waiting.push(format!("{} ({why})", objects[i]));
+                }
                 Err(ToolError::new(format!(
                     "not ready after {}: {}",
                     humantime::format_duration(timeout),
                     waiting.join(", ")
                 )))
+            }
+        }
+    }
+
+    /// Resolves once a pod of `object` reports a reason waiting cannot clear; never for an
+    /// object whose pods are fine (or that has none).
+    async fn hopeless(&self, object: &ObjectRef) -> ToolError {
+        let mut selector = None;
+        loop {
+            tokio::time::sleep(POD_CHECK).await;
+            if selector.is_none() {
+                match self.pod_selector(object).await {
+                    Ok(found) => selector = found,
+                    Err(e) => debug!(%object, error = %e.message, "cannot read its selector"),
+                }
+            }
+            let Some(selector) = &selector else { continue };
+            match self.problems_of(object, selector).await {
+                Ok(problems) => {
+                    if let Some(problem) = problems.iter().find(|p| p.hopeless()) {
+                        return ToolError::new(format!("{object} cannot become ready: {problem}"));
+                    }
+                }
+                Err(e) => debug!(%object, error = %e.message, "cannot read its pods"),
             }
         }
     }
