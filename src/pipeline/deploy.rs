@@ -12,7 +12,10 @@ use super::step_failure;
 use crate::{
     config::DeployStep,
     pool::{ProvisionResult, Recorder},
-    tools::kube::Kube,
+    tools::{
+        ToolError,
+        kube::{Kube, ObjectRef, read_documents},
+    },
 };
 
 /// A step (or the load phase) that others may wait for.
@@ -77,4 +80,19 @@ pub(super) async fn in_order<'a>(
         }
     }
     try_join_all(futures.into_values()).await.map(drop)
+}
+
+/// The documents of a step's manifests, read from disk.
+pub(super) fn documents(
+    step: &DeployStep,
+) -> Result<Vec<(ObjectRef, serde_json::Value)>, ToolError> {
+    let mut documents = Vec::new();
+    for file in &step.manifests {
+        documents.extend(read_documents(file)?);
+    }
+    Ok(documents)
+}
+
+pub(super) fn objects(step: &DeployStep) -> Result<Vec<ObjectRef>, ToolError> {
+    Ok(documents(step)?.into_iter().map(|(o, _)| o).collect())
 }

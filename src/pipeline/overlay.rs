@@ -19,10 +19,7 @@ use crate::{
     image_ref,
     overlay::Override,
     pool::{ClusterSpec, ProvisionResult, Recorder},
-    tools::{
-        ToolError,
-        kube::{ObjectRef, read_documents},
-    },
+    tools::ToolError,
 };
 
 /// What a cluster runs of callers' images, until its reset.
@@ -85,7 +82,7 @@ pub(super) async fn run(
                 recorder
                     .step("deploy", &step.name, async move {
                         let fail = step_failure("deploy", &step.name);
-                        let mut documents = documents(step).map_err(&fail)?;
+                        let mut documents = deploy::documents(step).map_err(&fail)?;
                         for (_, body) in &mut documents {
                             image_ref::rewrite(body, renames);
                         }
@@ -101,7 +98,7 @@ pub(super) async fn run(
                     recorder
                         .step("deploy", &name, async {
                             let fail = step_failure("deploy", &name);
-                            let objects = objects(step).map_err(&fail)?;
+                            let objects = deploy::objects(step).map_err(&fail)?;
                             kube.wait_ready(&objects, step.timeout).await.map_err(&fail)
                         })
                         .await
@@ -131,20 +128,6 @@ fn dependants<'a>(steps: &'a [DeployStep], applied: &BTreeSet<&'a str>) -> BTree
     }
     reached.retain(|s| !applied.contains(s));
     reached
-}
-
-pub(super) fn documents(
-    step: &DeployStep,
-) -> Result<Vec<(ObjectRef, serde_json::Value)>, ToolError> {
-    let mut documents = Vec::new();
-    for file in &step.manifests {
-        documents.extend(read_documents(file)?);
-    }
-    Ok(documents)
-}
-
-pub(super) fn objects(step: &DeployStep) -> Result<Vec<ObjectRef>, ToolError> {
-    Ok(documents(step)?.into_iter().map(|(o, _)| o).collect())
 }
 
 fn write_record(path: &Path, record: &Record) -> Result<(), ToolError> {

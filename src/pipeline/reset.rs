@@ -5,7 +5,7 @@ use std::{path::Path, time::Duration};
 
 use futures::FutureExt;
 
-use super::{deploy, overlay, step_failure};
+use super::{deploy, step_failure};
 use crate::{config::DeployStep, pool::ProvisionResult, tools::kube::Kube};
 
 /// Bound on waiting for deleted namespaces to disappear.
@@ -54,7 +54,7 @@ pub(super) async fn run(
         let recreate_jobs = overlaid.contains(&step.name);
         Some(
             async move {
-                let documents = overlay::documents(step).map_err(fail)?;
+                let documents = deploy::documents(step).map_err(fail)?;
                 let objects = kube
                     .apply_documents(documents, recreate_jobs)
                     .await

@@ -366,12 +366,18 @@ impl ApiState {
         ns: Option<&str>,
         params: &BTreeMap<String, String>,
     ) -> Resp {
-        let items: Vec<Value> = self
+        let items = self
             .objects
             .iter()
             .filter(|(k, o)| in_collection(rt, ns, params, k, &o.value))
-            .map(|(_, o)| {
-                let mut v = o.value.clone();
+            .map(|(_, o)| o.value.clone());
+        self.list_of(rt, items)
+    }
+
+    /// A `<Kind>List` of `items`, shaped as the real server shapes them.
+    pub(super) fn list_of(&self, rt: &ResType, items: impl Iterator<Item = Value>) -> Resp {
+        let items: Vec<Value> = items
+            .map(|mut v| {
                 if let Some(m) = v.as_object_mut() {
                     if rt.custom {
                         m.insert("apiVersion".into(), json!(rt.api_version()));

@@ -428,27 +428,7 @@ impl ApiState {
         ns: Option<&str>,
         params: &BTreeMap<String, String>,
     ) -> Resp {
-        let items: Vec<Value> = self
-            .pods(rt, ns, params)
-            .into_values()
-            .map(|mut v| {
-                // Built-in lists carry no kind/apiVersion on their items.
-                if let Some(m) = v.as_object_mut() {
-                    m.remove("apiVersion");
-                    m.remove("kind");
-                }
-                v
-            })
-            .collect();
-        Resp::json(
-            200,
-            &json!({
-                "kind": "PodList",
-                "apiVersion": "v1",
-                "metadata": { "resourceVersion": self.rv.to_string() },
-                "items": items,
-            }),
-        )
+        self.list_of(rt, self.pods(rt, ns, params).into_values())
     }
 
     pub(super) fn get_pod(&self, rt: &ResType, ns: &str, name: &str) -> Resp {
