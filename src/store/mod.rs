@@ -32,6 +32,8 @@ pub struct Store {
     /// Writes, one connection: writers queue here, first come first served, instead of in
     /// SQLite's busy handler, which sleeps (1, 2, 5 … up to 100 ms) between attempts.
     writer: SqlitePool,
+    /// Holds an in-memory database open ([`Store::in_memory`]).
+    keeper: Option<SqlitePool>,
 }
 
 impl Store {
@@ -65,25 +67,35 @@ impl Store {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        Ok(Self { pool, writer })
+        Ok(Self {
+            pool,
+            writer,
+            keeper: None,
+        })
     }
 
-    /// A private database in memory, for a one-shot build's step records. Named and shared,
-    /// and held open by a connection that never idles out: a connection dropped while a
-    /// cancelled query ran (an interrupted build) must not leave its replacement an empty one.
+    /// A private database in memory, for a one-shot build's step records. It lives as long as
+    /// one connection to it is open, and a connection dropped while a cancelled query ran (an
+    /// interrupted build) is closed: so a second connection, never used, holds it open.
     pub async fn in_memory() -> Result<Self> {
-        let name = format!(
-            "file:infrad-build-{}?mode=memory&cache=shared",
-            uuid::Uuid::new_v4().simple()
-        );
-        let pool = SqlitePoolOptions::new()
+        let name = uuid::Uuid::new_v4().simple();
+        let options = SqliteConnectOptions::from_str(&format!(
+            "sqlite:file:infrad-build-{name}?mode=memory&cache=shared"
+        ))?;
+        let keeper = SqlitePoolOptions::new()
             .min_connections(1)
             .max_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(SqliteConnectOptions::from_str(&format!("sqlite:{name}"))?)
+            .connect_with(options.clone())
             .await?;
-        Self::migrated(pool).await
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        let mut store = Self::migrated(pool).await?;
+        store.keeper = Some(keeper);
+        Ok(store)
     }
 
     /// Wraps an open pool, for reads and writes alike, running the migrations.
@@ -92,6 +104,7 @@ impl Store {
         Ok(Self {
             writer: pool.clone(),
             pool,
+            keeper: None,
         })
     }
 
