@@ -181,6 +181,21 @@ impl Store {
         .await?)
     }
 
+    /// The steps of the cluster's newest overlay run (for tests that compare overlays' times).
+    #[cfg(any(test, feature = "test-support"))]
+    pub async fn overlay_steps(&self, cluster_id: &str) -> Result<Vec<StepRow>> {
+        Ok(sqlx::query_as(
+            "SELECT run_id, phase, step, started_at, ended_at, outcome FROM run_steps
+             WHERE run_id = (SELECT id FROM pipeline_runs
+                             WHERE cluster_id = ? AND kind = 'overlay'
+                             ORDER BY id DESC LIMIT 1)
+             ORDER BY started_at, id",
+        )
+        .bind(cluster_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// The steps of the profile's newest `runs` successful runs, newest run first.
     pub async fn recent_steps(&self, profile: &str, runs: u32) -> Result<Vec<StepRow>> {
         Ok(sqlx::query_as(

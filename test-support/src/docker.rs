@@ -29,3 +29,41 @@ pub fn docker_available(test: &str) -> bool {
     }
     up
 }
+
+/// Builds `tag` on the host as a caller would build its own image: busybox labelled with
+/// `marker` (so that each marker gives an image ID of its own). Returns the image ID.
+pub fn build_local_image(tag: &str, marker: &str) -> String {
+    let mut child = Command::new("docker")
+        .args(["build", "--quiet", "--tag", tag, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("docker runs");
+    let dockerfile = format!("FROM busybox:1.36.1\nLABEL infrad.test.local=\"{marker}\"\n");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dockerfile.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker build {tag}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    image_id(tag).expect("the image just built exists")
+}
+
+/// The ID of a local image (a tag or an ID), if the host has it.
+pub fn image_id(reference: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", reference])
+        .stdin(Stdio::null())
+        .output()
+        .expect("docker runs");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}

@@ -11,5 +11,6 @@ mod example;
 mod fake_apiserver;
 mod fake_kind;
 mod leases;
+mod overlay;
 mod pipeline;
 mod pool;
