@@ -1,5 +1,6 @@
-//! How close the real pipeline gets to the ideal its configured latencies allow, and what a warm
-//! pool saves over one-shot builds. Run: `cargo bench --bench pipeline` (about 1.5 minutes).
+//! How close the real pipeline gets to the ideal its configured latencies allow, what a warm
+//! pool saves over one-shot builds, and what an Acquire with the caller's own images costs
+//! against a full pipeline. Run: `cargo bench --bench pipeline` (about 2 minutes).
 //! It measures first, then prints the report; it asserts nothing about speed.
 //!
 //! The tools are fakes at latencies proportional to the measured ones in docs/architecture.md
@@ -17,6 +18,7 @@ use infrad::{
     time::{self, Millis},
     timings::{phase_table, run_total},
 };
+use infrad_client::{Acquire, Client, proto};
 use infrad_test_support::{
     recipe::{Recipe, crd, deployment, documents, namespace, stateful_set},
     world::FakeWorld,
@@ -58,6 +60,9 @@ const RUNS: usize = 3;
 /// delay is a multiple of it, which would flatter readiness that polls at that period).
 const OFF_GRID_MS: u64 = 130;
 const POOL_SIZE: usize = 4;
+/// The images Acquire overrides, one scenario each: the controller alone (the usual commit),
+/// then both images the commit builds.
+const OVERLAYS: [&[&str]; 2] = [&["controller:dev"], &["controller:dev", "datastorage:dev"]];
 
 fn secs(d: Duration) -> String {
     format!("{:.2}s", d.as_secs_f64())
@@ -177,8 +182,9 @@ fn critical_path(steps: &[StepRow]) -> Vec<&StepRow> {
     chain
 }
 
-/// A world for `clusters` clusters: fake docker and kind at the configured latencies, and the
-/// recipe (ready delays plus `offset_ms`) with its configuration text.
+/// A world for `clusters` clusters (the pool's `warm` and `max`): fake docker and kind at the
+/// configured latencies, and the recipe (ready delays plus `offset_ms`) with its configuration
+/// text.
 async fn world(
     clusters: usize,
     max_concurrent_builds: usize,
@@ -199,7 +205,7 @@ async fn world(
     };
     let mut recipe = Recipe::new(PROFILE).toml(&format!(
         "[daemon]\nmax_concurrent_builds = {max_concurrent_builds}\n\
-         [profiles.{PROFILE}.pool]\nwarm = {POOL_SIZE}\nmax = {POOL_SIZE}\n\
+         [profiles.{PROFILE}.pool]\nwarm = {clusters}\nmax = {clusters}\n\
          [profiles.{PROFILE}.cluster]\nready_timeout = \"30s\""
     ));
     for (name, context) in IMAGES {
@@ -288,24 +294,7 @@ async fn pool_fill(max_concurrent_builds: usize) -> PoolFill {
     let (world, text) = world(POOL_SIZE, max_concurrent_builds, 0).await;
     let started = Instant::now();
     let daemon = world.daemon(&text).await;
-    let mut client = daemon.client().await;
-    let mut ready_at = Vec::new();
-    while ready_at.len() < POOL_SIZE {
-        let status = client.status(Some(PROFILE)).await.expect("Status answers");
-        let profile = &status.profiles[0];
-        if let Some(failure) = &profile.last_failure {
-            panic!("a pool build failed: {failure:?}");
-        }
-        let ready = profile.counts.map_or(0, |c| c.ready as usize);
-        while ready_at.len() < ready.min(POOL_SIZE) {
-            ready_at.push(started.elapsed());
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "the pool did not fill in 90 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let ready_at = until_ready(&mut daemon.client().await, POOL_SIZE, started).await;
     let total = ready_at[POOL_SIZE - 1];
     daemon.stop().await;
     PoolFill {
@@ -314,6 +303,93 @@ async fn pool_fill(max_concurrent_builds: usize) -> PoolFill {
         ready_at,
         docker_builds: world.docker_builds(),
     }
+}
+
+/// When (since `started`) each of the first `n` clusters became ready, as Status tells.
+async fn until_ready(client: &mut Client, n: usize, started: Instant) -> Vec<Duration> {
+    let mut ready_at = Vec::new();
+    while ready_at.len() < n {
+        let status = client.status(Some(PROFILE)).await.expect("Status answers");
+        let profile = &status.profiles[0];
+        if let Some(failure) = &profile.last_failure {
+            panic!("a pool build failed: {failure:?}");
+        }
+        let ready = profile.counts.map_or(0, |c| c.ready as usize);
+        while ready_at.len() < ready.min(n) {
+            ready_at.push(started.elapsed());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the pool did not fill in 90 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ready_at
+}
+
+/// [`RUNS`] Acquires with the caller's images for one scenario of [`OVERLAYS`].
+struct OverlayRun {
+    images: &'static [&'static str],
+    walls: Vec<Duration>,
+    /// The overlay's timings of the last Acquire, as its lease reports them.
+    last: proto::BuildTimings,
+}
+
+/// Every scenario on a pool of ready clusters, one cluster per Acquire (none is released, so
+/// no rebuild runs beside the measured calls). Each reference is new, so each load imports.
+async fn overlays() -> Vec<OverlayRun> {
+    let clusters = RUNS * OVERLAYS.len();
+    let (world, text) = world(clusters, clusters, 0).await;
+    let daemon = world.daemon(&text).await;
+    let mut client = daemon.client().await;
+    until_ready(&mut client, clusters, Instant::now()).await;
+    let mut scenarios = Vec::new();
+    for (k, images) in OVERLAYS.into_iter().enumerate() {
+        let mut walls = Vec::new();
+        let mut last = None;
+        for run in 0..RUNS {
+            let mut acquire = Acquire::new(PROFILE)
+                .holder(format!("overlay-{k}-{run}"))
+                .wait(Duration::from_secs(60));
+            for image in images {
+                let repository = image.split(':').next().unwrap_or(image);
+                acquire = acquire.image(*image, format!("{repository}:pr-{k}-{run}"));
+            }
+            let started = Instant::now();
+            let lease = client
+                .acquire_lease(acquire)
+                .await
+                .expect("the overlay succeeds");
+            walls.push(started.elapsed());
+            last = lease.overlay;
+        }
+        scenarios.push(OverlayRun {
+            images,
+            walls,
+            last: last.expect("a lease with images carries the overlay's timings"),
+        });
+    }
+    daemon.stop().await;
+    scenarios
+}
+
+/// What an overlay with zero overhead would take: the load, then the deploy steps that use an
+/// overridden image, each after its `after` steps (the others are ready already and cost
+/// nothing); with that chain.
+fn overlay_ideal(images: &[&str]) -> (Duration, Vec<&'static str>) {
+    let load = Duration::from_secs_f64(LOAD_SECS);
+    let affected = |name: &str| DEPLOY.iter().any(|s| s.0 == name && images.contains(&s.3));
+    let (end, chain) = deploy_finish(
+        &|name| {
+            if affected(name) {
+                ready_delay(name, 0)
+            } else {
+                Some(Duration::ZERO)
+            }
+        },
+        &|_| load,
+    );
+    (end, chain.into_iter().filter(|s| affected(s)).collect())
 }
 
 /// [`POOL_SIZE`] one-shot builds one after another, as that many suites running
@@ -538,12 +614,8 @@ fn report_efficiency(runs: &[OneShot], off_grid: &OneShot, scripts: &[Duration])
     println!(
         "   (span = first step start to last step end; naive sum = every step one after another)"
     );
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let script_secs: Vec<f64> = scripts.iter().map(Duration::as_secs_f64).collect();
-    let infrad_secs: Vec<f64> = runs.iter().map(|r| r.wall.as_secs_f64()).collect();
+    let script = median(scripts.to_vec());
+    let infrad = median(runs.iter().map(|r| r.wall).collect());
     println!(
         "   baseline, the seed's order as a shell script (docker build &, kind create, kubectl apply \
          --server-side, kubectl wait / rollout status, & + wait): [{}]",
@@ -555,9 +627,9 @@ fn report_efficiency(runs: &[OneShot], off_grid: &OneShot, scripts: &[Duration])
     );
     println!(
         "   infrad / script: {:.3} (medians {} / {})",
-        median(infrad_secs.clone()) / median(script_secs.clone()),
-        secs(Duration::from_secs_f64(median(infrad_secs))),
-        secs(Duration::from_secs_f64(median(script_secs)))
+        infrad.as_secs_f64() / script.as_secs_f64(),
+        secs(infrad),
+        secs(script)
     );
     println!();
     if let Some(last) = runs.last() {
@@ -587,6 +659,80 @@ fn report_efficiency(runs: &[OneShot], off_grid: &OneShot, scripts: &[Duration])
         "    time deploy steps spent above their ready delay: {}",
         over.join(", ")
     );
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn report_overlays(scenarios: &[OverlayRun], runs: &[OneShot], scripts: &[Duration]) {
+    let full = median(runs.iter().map(|r| r.wall).collect());
+    let script = median(scripts.to_vec());
+    let full_ideal = ideal(0).total;
+    println!(
+        "3. FRESH CODE ON A WARM BASE: Acquire with the caller's images on a ready cluster \
+         (daemon, real pipeline), {RUNS} Acquires each"
+    );
+    println!(
+        "   against a full pipeline (section 1, same run): median wall {}, ideal {}; the seed-order script: median {}",
+        secs(full),
+        secs(full_ideal),
+        secs(script)
+    );
+    println!(
+        "   own ideal = kind load {LOAD_SECS:.2}s + the chain of deploy steps using an overridden image"
+    );
+    println!();
+    println!(
+        "   {:<34} {:>40} {:>22} {:>8} {:>10} {:>10} {:>12} {:>16}",
+        "images overridden",
+        "own ideal",
+        "walls",
+        "median",
+        "wall/own",
+        "wall/full",
+        "wall/script",
+        "own/full ideals"
+    );
+    for scenario in scenarios {
+        let (own, chain) = overlay_ideal(scenario.images);
+        let wall = median(scenario.walls.clone());
+        let walls: Vec<String> = scenario.walls.iter().map(|d| secs(*d)).collect();
+        println!(
+            "   {:<34} {:>40} {:>22} {:>8} {:>10.3} {:>10.3} {:>12.3} {:>16.3}",
+            scenario.images.join(" + "),
+            format!("{} (load->{})", secs(own), chain.join("->")),
+            walls.join(" "),
+            secs(wall),
+            wall.as_secs_f64() / own.as_secs_f64(),
+            wall.as_secs_f64() / full.as_secs_f64(),
+            wall.as_secs_f64() / script.as_secs_f64(),
+            own.as_secs_f64() / full_ideal.as_secs_f64()
+        );
+    }
+    println!(
+        "   (own/full ideals: the best wall/full any overlay could reach with these latencies)"
+    );
+    for scenario in scenarios {
+        let steps: Vec<String> = scenario
+            .last
+            .phases
+            .iter()
+            .flat_map(|p| p.steps.iter().map(move |s| (p, s)))
+            .map(|(p, s)| {
+                let took = s.duration.map_or(Duration::ZERO, |d| {
+                    Duration::new(d.seconds as u64, d.nanos as u32)
+                });
+                format!("{}/{} {}", p.phase, s.step, secs(took))
+            })
+            .collect();
+        println!(
+            "   last overlay of {}: {}",
+            scenario.images.join(" + "),
+            steps.join(", ")
+        );
+    }
 }
 
 fn report_pool(pools: &[PoolFill], sequential: &Sequential) {
@@ -642,6 +788,7 @@ async fn main() {
         pools.push(pool_fill(limit).await);
     }
     let sequential = sequential_one_shots().await;
+    let overlays = overlays().await;
     let mut scripts = Vec::new();
     for _ in 0..RUNS {
         scripts.push(seed_order().await);
@@ -670,6 +817,8 @@ async fn main() {
     report_efficiency(&runs, &off_grid, &scripts);
     println!();
     report_pool(&pools, &sequential);
+    println!();
+    report_overlays(&overlays, &runs, &scripts);
     println!();
     println!("benchmark took {}", secs(started.elapsed()));
 }
