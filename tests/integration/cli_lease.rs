@@ -9,7 +9,7 @@ use std::{
 use infrad_test_support::{TestDaemon, config, eventually, ready};
 use tokio::process::Command;
 
-fn infrad(daemon: &TestDaemon, args: &[&str]) -> Command {
+pub(crate) fn infrad<P>(daemon: &TestDaemon<P>, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_infrad"));
     command
         .args(args)
@@ -22,14 +22,14 @@ fn infrad(daemon: &TestDaemon, args: &[&str]) -> Command {
     command
 }
 
-async fn output(mut command: Command) -> Output {
+pub(crate) async fn output(mut command: Command) -> Output {
     tokio::time::timeout(Duration::from_secs(30), command.output())
         .await
         .expect("the command finishes")
         .unwrap()
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 

@@ -19,6 +19,8 @@ use infrad_test_support::{
 use serde_json::Value;
 use tonic::Code;
 
+use crate::cli_lease::{infrad, output, text};
+
 const CONTROLLER: &str = "overlay-test/we:dev";
 const STORAGE: &str = "overlay-test/datastorage:dev";
 
@@ -698,4 +700,53 @@ async fn two_overlays_on_two_clusters_at_once_do_not_interfere() {
         a.0 < b.1 && b.0 < a.1,
         "the overlays ran at the same time: {a:?} {b:?}"
     );
+}
+
+#[tokio::test]
+async fn infrad_run_with_image_runs_the_command_on_the_overlaid_cluster() {
+    if !docker_available("infrad_run_with_image_runs_the_command_on_the_overlaid_cluster") {
+        return;
+    }
+    let world = FakeWorld::new().await;
+    let daemon = world.daemon(&recipe(&world, "warm = 1\nmax = 1")).await;
+    let client = daemon.client().await;
+    ready(&client, 1).await;
+    let store = daemon.store().await;
+    let id = build_local_image("overlay-test/we:pr-10", "cli");
+    let run = |image: &str| {
+        output(infrad(
+            &daemon,
+            &["run", "--profile", "demo", "--image", image, "--", "true"],
+        ))
+    };
+
+    let malformed = run(CONTROLLER).await;
+    assert_eq!(malformed.status.code(), Some(2), "a usage error");
+    assert!(
+        text(&malformed.stderr).contains("expected NAME=REF"),
+        "{}",
+        text(&malformed.stderr)
+    );
+    let unknown = run("overlay-test/nope:dev=overlay-test/we:pr-10").await;
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown.stderr).contains("\"overlay-test/nope:dev\" is not an image of profile"),
+        "{}",
+        text(&unknown.stderr)
+    );
+    assert!(store.lease_history("demo").await.unwrap().is_empty());
+
+    let done = run(&format!("{CONTROLLER}=overlay-test/we:pr-10")).await;
+    let stderr = text(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("your images: deploy / controller ended"),
+        "{stderr}"
+    );
+    let tag = format!("overlay-test/we:infrad-{}", &id[7..19]);
+    assert!(
+        world.kind_calls().iter().any(|c| c.args.contains(&tag)),
+        "{tag} was loaded"
+    );
+    assert_eq!(store.lease_history("demo").await.unwrap().len(), 1);
 }
