@@ -3,12 +3,18 @@
 //! errors before and after a grant, recycling after an overlay, and overlays side by side.
 //! Each test builds override images of its own content, so parallel tests never share a tag.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use infrad::store::ClusterState;
+use infrad::{
+    pipeline::Pipeline,
+    store::{ClusterState, Store},
+};
 use infrad_client::{Acquire, Client, Progress, proto};
 use infrad_test_support::{
-    counts,
+    TestDaemon, counts,
     docker::{build_local_image, docker_available, image_id},
     eventually,
     fake_apiserver::RecordedRequest,
@@ -63,10 +69,30 @@ fn recipe(world: &FakeWorld, pool: &str) -> String {
         .write(world)
 }
 
+/// One warm cluster, recycled by `recreate`.
+const ONE: &str = "warm = 1\nmax = 1";
+
+/// A daemon on [`recipe`] with `pool` settings, once its clusters are ready: its client, its
+/// store and the name of one ready cluster (the only one, with [`ONE`]).
+async fn warm(world: &FakeWorld, pool: &str) -> (TestDaemon<Arc<Pipeline>>, Client, Store, String) {
+    let daemon = world.daemon(&recipe(world, pool)).await;
+    let client = daemon.client().await;
+    ready(&client, 1).await;
+    let store = daemon.store().await;
+    let cluster = leased_cluster(&store).await.unwrap();
+    (daemon, client, store, cluster)
+}
+
 fn acquire(holder: &str) -> Acquire {
     Acquire::new("demo")
         .holder(holder)
         .wait(Duration::from_secs(30))
+}
+
+fn mentions(message: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(message.contains(part), "{part:?} in {message}");
+    }
 }
 
 /// Requests since `mark` that name an object (in the path, or in a selector).
@@ -116,9 +142,7 @@ async fn only_the_steps_using_an_overridden_image_are_applied_again_in_after_ord
         return;
     }
     let world = FakeWorld::new().await;
-    let daemon = world.daemon(&recipe(&world, "warm = 1\nmax = 1")).await;
-    let mut client = daemon.client().await;
-    ready(&client, 1).await;
+    let (_daemon, mut client, _, _) = warm(&world, ONE).await;
     let controller_id = build_local_image("overlay-test/we:pr-1", "order-controller");
     let storage_id = build_local_image("overlay-test/datastorage:pr-1", "order-storage");
     let job_uid =
@@ -250,9 +274,7 @@ async fn a_step_after_an_overlaid_one_is_only_checked_ready() {
         return;
     }
     let world = FakeWorld::new().await;
-    let daemon = world.daemon(&recipe(&world, "warm = 1\nmax = 1")).await;
-    let mut client = daemon.client().await;
-    ready(&client, 1).await;
+    let (_daemon, mut client, _, _) = warm(&world, ONE).await;
     build_local_image("overlay-test/datastorage:pr-2", "check-storage");
     let mark = world.api.requests().len();
 
@@ -288,7 +310,7 @@ async fn a_step_after_an_overlaid_one_is_only_checked_ready() {
 }
 
 /// Nothing was granted or stored: the cluster is still ready, no lease exists, nothing loaded.
-async fn nothing_changed(world: &FakeWorld, client: &mut Client, store: &infrad::store::Store) {
+async fn nothing_changed(world: &FakeWorld, client: &mut Client, store: &Store) {
     assert_eq!(counts(client).await.ready, 1);
     assert!(store.lease_history("demo").await.unwrap().is_empty());
     assert!(
@@ -306,10 +328,7 @@ async fn images_are_checked_before_anything_is_granted() {
         return;
     }
     let world = FakeWorld::new().await;
-    let daemon = world.daemon(&recipe(&world, "warm = 1\nmax = 1")).await;
-    let mut client = daemon.client().await;
-    ready(&client, 1).await;
-    let store = daemon.store().await;
+    let (_daemon, mut client, store, _) = warm(&world, ONE).await;
     build_local_image("overlay-test/we:pr-3", "checked");
 
     let unknown = client
@@ -363,7 +382,7 @@ async fn images_are_checked_before_anything_is_granted() {
 
 /// The cluster a failed overlay ran on is recycled (the default `recreate`: deleted and built
 /// again), and nobody holds a lease on it.
-async fn recycled(world: &FakeWorld, client: &Client, store: &infrad::store::Store, cluster: &str) {
+async fn recycled(world: &FakeWorld, client: &Client, store: &Store, cluster: &str) {
     eventually("the overlaid cluster is gone", || async {
         !world.kind_clusters().contains(&cluster.to_string())
     })
@@ -375,7 +394,7 @@ async fn recycled(world: &FakeWorld, client: &Client, store: &infrad::store::Sto
     );
 }
 
-async fn leased_cluster(store: &infrad::store::Store) -> Option<String> {
+async fn leased_cluster(store: &Store) -> Option<String> {
     let clusters = store
         .clusters(Some("demo"), &[ClusterState::Ready, ClusterState::Leased])
         .await
@@ -389,11 +408,7 @@ async fn an_image_that_cannot_run_fails_the_acquire_naming_step_object_and_reaso
         return;
     }
     let world = FakeWorld::new().await;
-    let daemon = world.daemon(&recipe(&world, "warm = 1\nmax = 1")).await;
-    let mut client = daemon.client().await;
-    ready(&client, 1).await;
-    let store = daemon.store().await;
-    let cluster = leased_cluster(&store).await.unwrap();
+    let (_daemon, mut client, store, cluster) = warm(&world, ONE).await;
     build_local_image("overlay-test/we:pr-4", "cannot-run");
     world.api.set_image_failure(
         "overlay-test/we:infrad-",
@@ -407,16 +422,16 @@ async fn an_image_that_cannot_run_fails_the_acquire_naming_step_object_and_reaso
         .unwrap_err();
 
     assert_eq!(error.code(), Some(Code::FailedPrecondition), "{error}");
-    let message = error.to_string();
-    for part in [
-        cluster.as_str(),
-        "recycled",
-        "deploy step controller",
-        "Deployment we/controller",
-        "ErrImageNeverPull",
-    ] {
-        assert!(message.contains(part), "{part:?} in {message}");
-    }
+    mentions(
+        &error.to_string(),
+        &[
+            cluster.as_str(),
+            "recycled",
+            "deploy step controller",
+            "Deployment we/controller",
+            "ErrImageNeverPull",
+        ],
+    );
     recycled(&world, &client, &store, &cluster).await;
 }
 
@@ -426,11 +441,7 @@ async fn a_failed_load_fails_the_acquire_with_kinds_error() {
         return;
     }
     let world = FakeWorld::new().await;
-    let daemon = world.daemon(&recipe(&world, "warm = 1\nmax = 1")).await;
-    let mut client = daemon.client().await;
-    ready(&client, 1).await;
-    let store = daemon.store().await;
-    let cluster = leased_cluster(&store).await.unwrap();
+    let (_daemon, mut client, store, cluster) = warm(&world, ONE).await;
     build_local_image("overlay-test/we:pr-5", "failed-load");
     // Every load fails while the acquire runs (the build's own load happened before).
     world.set_kind_env(&[("FAKE_KIND_FAIL", "load")]);
@@ -441,14 +452,14 @@ async fn a_failed_load_fails_the_acquire_with_kinds_error() {
         .unwrap_err();
 
     assert_eq!(error.code(), Some(Code::FailedPrecondition), "{error}");
-    let message = error.to_string();
-    for part in [
-        "load step kind load docker-image",
-        "failed to load image",
-        "recycled",
-    ] {
-        assert!(message.contains(part), "{part:?} in {message}");
-    }
+    mentions(
+        &error.to_string(),
+        &[
+            "load step kind load docker-image",
+            "failed to load image",
+            "recycled",
+        ],
+    );
     world.set_kind_env(&[]);
     recycled(&world, &client, &store, &cluster).await;
 }
@@ -459,11 +470,7 @@ async fn an_overlay_longer_than_the_wait_is_deadline_exceeded_naming_its_step() 
         return;
     }
     let world = FakeWorld::new().await;
-    let daemon = world.daemon(&recipe(&world, "warm = 1\nmax = 1")).await;
-    let mut client = daemon.client().await;
-    ready(&client, 1).await;
-    let store = daemon.store().await;
-    let cluster = leased_cluster(&store).await.unwrap();
+    let (_daemon, mut client, store, cluster) = warm(&world, ONE).await;
     build_local_image("overlay-test/we:pr-6", "slow");
     let slow = Duration::from_secs(30);
     world.api.set_ready_delay(slow);
@@ -494,11 +501,7 @@ async fn a_caller_that_leaves_during_the_overlay_leaves_no_lease_and_the_cluster
         return;
     }
     let world = FakeWorld::new().await;
-    let daemon = world.daemon(&recipe(&world, "warm = 1\nmax = 1")).await;
-    let client = daemon.client().await;
-    ready(&client, 1).await;
-    let store = daemon.store().await;
-    let cluster = leased_cluster(&store).await.unwrap();
+    let (_daemon, client, store, cluster) = warm(&world, ONE).await;
     build_local_image("overlay-test/we:pr-7", "leaves");
     world.api.set_ready_delay(Duration::from_secs(30));
     let mark = world.api.requests().len();
@@ -561,11 +564,7 @@ async fn a_reset_after_an_overlay_leaves_the_objects_as_a_fresh_build_has_them()
         return;
     }
     let world = FakeWorld::new().await;
-    let daemon = world
-        .daemon(&recipe(&world, "warm = 1\nmax = 1\nrecycle = \"reset\""))
-        .await;
-    let mut client = daemon.client().await;
-    ready(&client, 1).await;
+    let (_daemon, mut client, _, _) = warm(&world, "warm = 1\nmax = 1\nrecycle = \"reset\"").await;
     let fresh = snapshot(&world);
     assert!(fresh.len() >= 6, "{fresh:?}");
     build_local_image("overlay-test/we:pr-8", "reset-controller");
@@ -708,10 +707,7 @@ async fn infrad_run_with_image_runs_the_command_on_the_overlaid_cluster() {
         return;
     }
     let world = FakeWorld::new().await;
-    let daemon = world.daemon(&recipe(&world, "warm = 1\nmax = 1")).await;
-    let client = daemon.client().await;
-    ready(&client, 1).await;
-    let store = daemon.store().await;
+    let (daemon, _, store, _) = warm(&world, ONE).await;
     let id = build_local_image("overlay-test/we:pr-10", "cli");
     let run = |image: &str| {
         output(infrad(
