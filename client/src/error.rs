@@ -46,14 +46,41 @@ impl Error {
     }
 }
 
+const LEASE_LOST: &str = "lease lost";
+
 impl From<tonic::Status> for Error {
     fn from(status: tonic::Status) -> Self {
         let message = status.message().to_string();
         match status.code() {
-            Code::FailedPrecondition => Error::LeaseLost(message),
+            // The daemon's lease-lost messages start so (documented); its other
+            // FAILED_PRECONDITIONs (a missing image, images that did not come up) are refusals.
+            Code::FailedPrecondition if message.starts_with(LEASE_LOST) => {
+                Error::LeaseLost(message)
+            }
             Code::NotFound => Error::NotFound(message),
             Code::ResourceExhausted => Error::TimedOut(message),
             code => Error::Rejected { code, message },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_lost_lease_is_lease_lost() {
+        let lost = Error::from(tonic::Status::failed_precondition(
+            "lease lost: expired at 2026-12-03T08:00:00Z",
+        ));
+        assert!(matches!(lost, Error::LeaseLost(_)), "{lost:?}");
+        let images = Error::from(tonic::Status::failed_precondition(
+            "your images did not come up in cluster c (it is recycled): …",
+        ));
+        assert!(
+            matches!(&images, Error::Rejected { code: Code::FailedPrecondition, message } if message.starts_with("your images")),
+            "{images:?}"
+        );
+        assert_eq!(images.code(), Some(Code::FailedPrecondition));
     }
 }

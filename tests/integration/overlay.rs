@@ -422,6 +422,10 @@ async fn an_image_that_cannot_run_fails_the_acquire_naming_step_object_and_reaso
         .unwrap_err();
 
     assert_eq!(error.code(), Some(Code::FailedPrecondition), "{error}");
+    assert!(
+        matches!(error, infrad_client::Error::Rejected { .. }),
+        "a refusal, not a lost lease: {error:?}"
+    );
     mentions(
         &error.to_string(),
         &[
