@@ -721,9 +721,10 @@ fn report_overlays(scenarios: &[OverlayRun], runs: &[OneShot], scripts: &[Durati
             .iter()
             .flat_map(|p| p.steps.iter().map(move |s| (p, s)))
             .map(|(p, s)| {
-                let took = s.duration.map_or(Duration::ZERO, |d| {
-                    Duration::new(d.seconds as u64, d.nanos as u32)
-                });
+                let took = s
+                    .duration
+                    .and_then(|d| Duration::try_from(d).ok())
+                    .unwrap_or_default();
                 format!("{}/{} {}", p.phase, s.step, secs(took))
             })
             .collect();

@@ -25,7 +25,10 @@ use infrad_test_support::{
 use serde_json::Value;
 use tonic::Code;
 
-use crate::cli_lease::{infrad, output, text};
+use crate::{
+    cli_lease::{infrad, output, text},
+    pipeline::kube_client,
+};
 
 const CONTROLLER: &str = "overlay-test/we:dev";
 const STORAGE: &str = "overlay-test/datastorage:dev";
@@ -623,14 +626,6 @@ async fn a_reset_after_an_overlay_leaves_the_objects_as_a_fresh_build_has_them()
     for tag in &tags {
         assert!(image_id(tag).is_none(), "the unused tag {tag} is removed");
     }
-}
-
-async fn kube_client(kubeconfig: &str) -> kube::Client {
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(config).unwrap()
 }
 
 #[tokio::test]

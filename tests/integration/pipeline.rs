@@ -420,7 +420,8 @@ async fn reset_removes_only_the_namespaces_a_test_added() {
     );
 }
 
-async fn kube_client(kubeconfig: &str) -> kube::Client {
+/// A Kubernetes client on a lease's kubeconfig, as the test suite would make one.
+pub(crate) async fn kube_client(kubeconfig: &str) -> kube::Client {
     let kubeconfig = kube::config::Kubeconfig::from_yaml(kubeconfig).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
