@@ -3,6 +3,7 @@
 //! Every error names the file, the line and the key, because the person reading it is editing
 //! that file. Paths in the file are relative to the file. `deploy/infrad.example.toml`
 //! documents every key.
+mod artifacts;
 mod duration;
 mod error;
 mod images_used;
@@ -55,6 +56,15 @@ pub struct Profile {
     pub cluster: ClusterRecipe,
     pub bootstrap: Bootstrap,
     pub deploy: Vec<DeployStep>,
+    /// A directory per cluster on every node, emptied for each lease.
+    pub artifacts: Option<Artifacts>,
+}
+
+/// Where the cluster's artifacts directory appears on its nodes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Artifacts {
+    /// Absolute path on every node (a `hostPath` volume there reaches the host directory).
+    pub node_path: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    Config, DaemonConfig, Profile, Recycle, Tools, duration::HumanDuration, error::Unlocated, pool,
-    recipe,
+    Config, DaemonConfig, Profile, Recycle, Tools, artifacts, duration::HumanDuration,
+    error::Unlocated, pool, recipe,
 };
 
 /// Longest profile name: `infrad-<profile>-<id>-control-plane` must stay a valid host name.
@@ -57,6 +57,13 @@ pub(super) struct RawProfile {
     pub bootstrap: RawBootstrap,
     #[serde(default)]
     pub deploy: Vec<Spanned<RawStep>>,
+    pub artifacts: Option<RawArtifacts>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawArtifacts {
+    pub node_path: Text,
 }
 
 #[derive(Deserialize, Default)]
@@ -200,6 +207,7 @@ fn validate_profile(
         raw.bootstrap,
         raw.deploy,
     )?;
+    let artifacts = artifacts::validate(name, raw.artifacts, recipe.cluster.config.as_deref())?;
     Ok(Profile {
         name: name.to_string(),
         pool,
@@ -207,5 +215,6 @@ fn validate_profile(
         cluster: recipe.cluster,
         bootstrap: recipe.bootstrap,
         deploy: recipe.deploy,
+        artifacts,
     })
 }

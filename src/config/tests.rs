@@ -275,3 +275,51 @@ fn a_manifest_that_is_not_yaml_names_the_file_and_key() {
     assert!(err.contains("web.yaml is not valid YAML"), "{err}");
     assert!(err.contains("infrad.toml:"), "located: {err}");
 }
+
+#[test]
+fn artifacts_take_an_absolute_node_path() {
+    let config = parse("[profiles.demo.artifacts]\nnode_path = \"/infrad/artifacts\"\n").unwrap();
+    let artifacts = config.profile("demo").unwrap().artifacts.clone();
+    assert_eq!(artifacts.unwrap().node_path, "/infrad/artifacts");
+    assert_eq!(
+        parse("[profiles.demo]\n")
+            .unwrap()
+            .profile("demo")
+            .unwrap()
+            .artifacts,
+        None
+    );
+    for bad in ["infrad", "/", "/a/../b", "/a/./b"] {
+        let e = error(&format!(
+            "[profiles.demo.artifacts]\n\nnode_path = {bad:?}\n"
+        ));
+        assert!(
+            e.starts_with("/etc/infrad.toml:3: profiles.demo.artifacts.node_path:"),
+            "{bad}: {e}"
+        );
+        assert!(e.contains("absolute path"), "{e}");
+    }
+}
+
+#[test]
+fn a_kind_config_mount_where_the_artifacts_go_is_a_conflict() {
+    let dir = recipe_dir();
+    std::fs::write(
+        dir.path().join("kind.yaml"),
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n  extraMounts:\n  - hostPath: /tmp/x\n    containerPath: /data\n  - hostPath: /tmp/y\n    containerPath: /infrad\n",
+    )
+    .unwrap();
+    let text = |node_path: &str| {
+        format!(
+            "[profiles.demo.cluster]\nconfig = \"kind.yaml\"\n[profiles.demo.artifacts]\nnode_path = {node_path:?}\n"
+        )
+    };
+    // Mounting at /infrad/artifacts would hide below (or be hidden by) the mount at /infrad.
+    let e = parse_in(&dir, &text("/infrad/artifacts"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(":4: profiles.demo.artifacts.node_path:"), "{e}");
+    assert!(e.contains("nodes[1].extraMounts[1].containerPath"), "{e}");
+    assert!(e.contains("kind.yaml"), "{e}");
+    assert!(parse_in(&dir, &text("/coverage")).is_ok());
+}

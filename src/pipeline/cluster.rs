@@ -1,40 +1,88 @@
 //! Phase 2: `kind create cluster` with a kubeconfig of its own, an API readiness check of our
 //! own (kind's `--wait` running out still exits 0), then the bootstrap manifests.
-use std::{fs::Permissions, os::unix::fs::PermissionsExt, path::Path};
+use std::{
+    fs::Permissions,
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
+    path::Path,
+};
 
-use super::step_failure;
+use super::{kind_config, step_failure};
 use crate::{
     pool::{ClusterSpec, ProvisionResult, Recorder},
     tools::{
+        ToolError,
         kind::{CreateSpec, Kind},
         kube::Kube,
     },
 };
 
+/// Creates the artifacts directory (mode 0700: what workloads leave may be private) and the
+/// kind config (0600) that mounts it on every node.
+fn write_kind_config(
+    user: Option<&Path>,
+    dir: &Path,
+    config: &Path,
+    node_path: &str,
+) -> Result<(), ToolError> {
+    fn io(what: &Path) -> impl Fn(std::io::Error) -> ToolError + '_ {
+        move |e| ToolError::new(format!("{}: {e}", what.display()))
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io(dir))?;
+    let text = kind_config::with_mount(user, dir, node_path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(config)
+        .map_err(io(config))?;
+    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io(config))
+}
+
+/// Where a cluster's own files go.
+pub(super) struct ClusterFiles<'a> {
+    pub kubeconfig: &'a Path,
+    /// The artifacts directory and the kind config that mounts it (profiles with artifacts).
+    pub artifacts: Option<(&'a Path, &'a Path)>,
+}
+
 pub(super) async fn create(
     kind: &Kind,
     cluster: &ClusterSpec,
-    kubeconfig: &Path,
+    files: &ClusterFiles<'_>,
     recorder: &Recorder,
 ) -> ProvisionResult<Kube> {
     let recipe = &cluster.profile.cluster;
+    let kubeconfig = files.kubeconfig;
     recorder
         .step("cluster", "kind create cluster", async {
+            let fail = step_failure("cluster", "kind create cluster");
+            let config = match (files.artifacts, &cluster.profile.artifacts) {
+                (Some((dir, config)), Some(artifacts)) => {
+                    write_kind_config(recipe.config.as_deref(), dir, config, &artifacts.node_path)
+                        .map_err(&fail)?;
+                    Some(config)
+                }
+                _ => recipe.config.as_deref(),
+            };
             let spec = CreateSpec {
                 name: &cluster.name,
-                config: recipe.config.as_deref(),
+                config,
                 node_image: &recipe.node_image,
                 wait: recipe.create_wait,
                 kubeconfig,
             };
-            kind.create(&spec)
-                .await
-                .map_err(step_failure("cluster", "kind create cluster"))?;
+            kind.create(&spec).await.map_err(&fail)?;
             // It holds the cluster's credentials.
             std::fs::set_permissions(kubeconfig, Permissions::from_mode(0o600)).map_err(|e| {
-                step_failure("cluster", "kind create cluster")(crate::tools::ToolError::new(
-                    format!("kubeconfig {}: {e}", kubeconfig.display()),
-                ))
+                fail(ToolError::new(format!(
+                    "kubeconfig {}: {e}",
+                    kubeconfig.display()
+                )))
             })
         })
         .await?;

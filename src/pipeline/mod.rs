@@ -6,6 +6,7 @@
 mod cluster;
 mod deploy;
 mod images;
+mod kind_config;
 mod overlay;
 mod reset;
 
@@ -89,6 +90,16 @@ impl Pipeline {
         self.clusters_dir.join(format!("{cluster}.kubeconfig"))
     }
 
+    /// The folder of a cluster's files that are more than one (its artifacts).
+    fn cluster_dir(&self, cluster: &str) -> PathBuf {
+        self.clusters_dir.join(cluster)
+    }
+
+    /// The host directory mounted on every node of a cluster whose profile has artifacts.
+    pub fn artifacts_path(&self, cluster: &str) -> PathBuf {
+        self.cluster_dir(cluster).join("artifacts")
+    }
+
     fn baseline_path(&self, cluster: &str) -> PathBuf {
         self.clusters_dir.join(format!("{cluster}.namespaces"))
     }
@@ -156,7 +167,16 @@ impl Provisioner for Pipeline {
         let profile = &cluster.profile;
         let images = self.build_images(profile, recorder).await?;
         let kubeconfig = self.kubeconfig_path(&cluster.name);
-        let kube = cluster::create(&self.kind, cluster, &kubeconfig, recorder).await?;
+        let artifacts = self.artifacts_path(&cluster.name);
+        let kind_config = self.cluster_dir(&cluster.name).join("kind-config.yaml");
+        let files = cluster::ClusterFiles {
+            kubeconfig: &kubeconfig,
+            artifacts: profile
+                .artifacts
+                .is_some()
+                .then_some((artifacts.as_path(), kind_config.as_path())),
+        };
+        let kube = cluster::create(&self.kind, cluster, &files, recorder).await?;
         let kube = self.keep_kube(&cluster.name, kube);
         let names: Vec<String> = images.iter().map(|i| i.name.clone()).collect();
         // Deploy steps that use none of the profile's images start while the images load.
@@ -234,6 +254,7 @@ impl Provisioner for Pipeline {
         for file in [kubeconfig, self.baseline_path(name)] {
             let _ = std::fs::remove_file(file);
         }
+        let _ = std::fs::remove_dir_all(self.cluster_dir(name));
         Ok(())
     }
 
