@@ -34,6 +34,10 @@ pub(super) fn lease(grant: &Grant) -> proto::Lease {
         acquired_at: Some(timestamp(lease.acquired_at)),
         build: Some(run_timings(grant.build())),
         overlay: overlay.map(|o| run_timings(&o.steps)),
+        artifacts_dir: grant
+            .artifacts_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
     }
 }
 

@@ -1,5 +1,8 @@
 //! [`Grant`]: the one owner of "no lease is left behind".
-use std::sync::Arc;
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use tokio::sync::Notify;
 use tokio_util::task::TaskTracker;
@@ -19,6 +22,7 @@ pub struct Grant {
     lease: LeaseRow,
     build: Vec<StepRow>,
     overlay: Option<Overlaid>,
+    artifacts_dir: Option<PathBuf>,
     owner: Unanswered,
 }
 
@@ -116,6 +120,7 @@ impl Grant {
             lease,
             build: Vec::new(),
             overlay: None,
+            artifacts_dir: None,
             owner,
         }
     }
@@ -142,6 +147,16 @@ impl Grant {
     pub(super) fn with_overlay(mut self, overlay: Overlaid) -> Self {
         self.overlay = Some(overlay);
         self
+    }
+
+    pub(super) fn with_artifacts(mut self, dir: PathBuf) -> Self {
+        self.artifacts_dir = Some(dir);
+        self
+    }
+
+    /// The cluster's artifacts directory, for a profile with artifacts.
+    pub fn artifacts_dir(&self) -> Option<&Path> {
+        self.artifacts_dir.as_deref()
     }
 
     /// What an overlay put into the cluster, if the caller asked for its own images.

@@ -19,7 +19,7 @@ mod queue;
 mod report;
 pub mod token;
 
-use std::{sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use tokio::{
     sync::{Notify, mpsc, watch},
@@ -109,6 +109,10 @@ pub trait Overlays: Send + Sync + 'static {
         overrides: &[Override],
         observer: mpsc::UnboundedSender<StepEvent>,
     ) -> impl Future<Output = Result<Vec<StepRow>>> + Send;
+    /// The cluster's artifacts directory on the host.
+    fn artifacts_dir(&self, cluster: &str) -> PathBuf;
+    /// The cluster's artifacts directory, emptied (and made, mode 0700) for a new lease.
+    fn fresh_artifacts(&self, cluster: &str) -> Result<PathBuf>;
 }
 
 /// Who watches one Acquire: its waiter id once it queues, each overlay step as it runs.
@@ -351,6 +355,11 @@ impl<V: PoolView, O: Overlays> Leases<V, O> {
     ) -> Result<Grant> {
         let deadline = started + wait;
         let mut grant = self.with_build(grant).await?;
+        if profile.artifacts.is_some() {
+            // Fresh per lease: nothing of an earlier holder's run is taken for this one's.
+            let dir = self.overlays.fresh_artifacts(&grant.lease().cluster_name)?;
+            grant = grant.with_artifacts(dir);
+        }
         if overrides.is_empty() {
             return Ok(grant);
         }
@@ -473,7 +482,13 @@ impl<V: PoolView, O: Overlays> LeaseApi for Leases<V, O> {
             }
             // The first call put its images in (or failed, and left no lease).
             let not_ours = Unanswered::new(lease.id.clone(), self.take_back()).disarm();
-            return self.with_build(Grant::new(lease, not_ours)).await;
+            let mut grant = Grant::new(lease, not_ours);
+            if profile.artifacts.is_some() {
+                // Not emptied: the first call's caller may be writing there already.
+                let dir = self.overlays.artifacts_dir(&grant.lease().cluster_name);
+                grant = grant.with_artifacts(dir);
+            }
+            return self.with_build(grant).await;
         }
         let wait = ask.wait.unwrap_or(profile.pool.acquire_wait);
         let hand_over = |grant| {

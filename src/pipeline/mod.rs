@@ -264,4 +264,8 @@ impl Provisioner for Pipeline {
             .await
             .map_err(step_failure("reconcile", "kind get clusters"))
     }
+
+    fn artifacts_dir(&self, cluster: &str) -> PathBuf {
+        self.artifacts_path(cluster)
+    }
 }

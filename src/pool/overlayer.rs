@@ -1,6 +1,10 @@
 //! The pool's side of an overlay: the provisioner puts a caller's images into its cluster, as
 //! a run of its own in the store (kind `overlay`, phases load and deploy).
-use std::sync::Arc;
+use std::{
+    os::unix::fs::{DirBuilderExt, PermissionsExt},
+    path::PathBuf,
+    sync::Arc,
+};
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -64,5 +68,29 @@ impl<P: Provisioner> Overlays for Overlayer<P> {
             failure,
         })?;
         self.store.build_steps_of_run(run).await
+    }
+
+    fn artifacts_dir(&self, cluster: &str) -> PathBuf {
+        self.provisioner.artifacts_dir(cluster)
+    }
+
+    fn fresh_artifacts(&self, cluster: &str) -> Result<PathBuf> {
+        let dir = self.provisioner.artifacts_dir(cluster);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        // Its contents only: the nodes bind-mount the directory itself, and a new one in
+        // its place would not be what they see.
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                std::fs::remove_dir_all(entry.path())?;
+            } else {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(dir)
     }
 }

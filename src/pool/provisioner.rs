@@ -1,5 +1,5 @@
 //! The boundary between the pool and whatever makes clusters (the four-phase pipeline).
-use std::sync::Arc;
+use std::{path::PathBuf, sync::Arc};
 
 use crate::{config::Profile, overlay::Override, store::RunFailure};
 
@@ -76,6 +76,9 @@ pub trait Provisioner: Send + Sync + 'static {
 
     /// Names of the clusters that exist now, made by infrad or not.
     fn list(&self) -> impl Future<Output = ProvisionResult<Vec<String>>> + Send;
+
+    /// The host directory a cluster's nodes mount for artifacts (profiles with artifacts).
+    fn artifacts_dir(&self, cluster: &str) -> PathBuf;
 }
 
 /// A shared provisioner provisions too (a test keeps a handle while the daemon runs it).
@@ -126,5 +129,9 @@ impl<P: Provisioner> Provisioner for Arc<P> {
 
     fn list(&self) -> impl Future<Output = ProvisionResult<Vec<String>>> + Send {
         P::list(self)
+    }
+
+    fn artifacts_dir(&self, cluster: &str) -> PathBuf {
+        P::artifacts_dir(self, cluster)
     }
 }

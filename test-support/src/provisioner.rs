@@ -239,4 +239,9 @@ impl Provisioner for TestProvisioner {
     async fn list(&self) -> ProvisionResult<Vec<String>> {
         Ok(self.existing())
     }
+
+    /// Beside `dir`, whose files are the clusters.
+    fn artifacts_dir(&self, cluster: &str) -> PathBuf {
+        self.dir.with_extension("artifacts").join(cluster)
+    }
 }

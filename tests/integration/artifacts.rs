@@ -1,5 +1,6 @@
 //! Per-cluster artifacts directories: the kind config every cluster is created with mounts
-//! its directory on every node and keeps the user's other settings.
+//! its directory on every node and keeps the user's other settings; each lease gets the
+//! directory empty.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -23,7 +24,7 @@ fn with_artifacts(world: &FakeWorld) -> String {
     );
     Recipe::new("demo")
         .toml(&format!(
-            "[profiles.demo.pool]\nwarm = 1\nmax = 1\n\
+            "[profiles.demo.pool]\nwarm = 1\nmax = 1\nrecycle = \"reset\"\n\
              [profiles.demo.cluster]\nconfig = \"kind.yaml\"\n\
              [profiles.demo.artifacts]\nnode_path = \"{NODE_PATH}\"\n"
         ))
@@ -71,4 +72,65 @@ async fn every_node_mounts_the_clusters_artifacts_directory() {
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&config_file), 0o600);
+}
+
+#[tokio::test]
+async fn each_lease_gets_the_directory_empty() {
+    let world = FakeWorld::new().await;
+    world.fake_docker(0.0);
+    let daemon = world.daemon(&with_artifacts(&world)).await;
+    let mut client = daemon.client().await;
+    let first = client.acquire_lease(acquire("job-1")).await.unwrap();
+    let dir = std::path::PathBuf::from(&first.artifacts_dir);
+    assert!(
+        dir.ends_with(format!("{}/artifacts", first.cluster)),
+        "{dir:?}"
+    );
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    std::fs::create_dir_all(dir.join("coverdata/run")).unwrap();
+    std::fs::write(dir.join("coverdata/run/covmeta.1"), "x").unwrap();
+    std::fs::write(dir.join("notes.txt"), "x").unwrap();
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&dir).unwrap());
+    client.release(&first.lease_id, &first.token).await.unwrap();
+
+    let second = client.acquire_lease(acquire("job-2")).await.unwrap();
+    assert_eq!(
+        second.cluster, first.cluster,
+        "the reset cluster is leased again"
+    );
+    assert_eq!(second.artifacts_dir, first.artifacts_dir);
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "emptied for the new lease"
+    );
+    let meta = std::fs::metadata(&dir).unwrap();
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::ino(&meta),
+        inode,
+        "the directory the nodes mount is kept, only its contents go"
+    );
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+}
+
+#[tokio::test]
+async fn a_profile_without_artifacts_gives_no_directory() {
+    let world = FakeWorld::new().await;
+    world.fake_docker(0.0);
+    let text = Recipe::new("demo")
+        .toml("[profiles.demo.pool]\nwarm = 1\nmax = 1\n")
+        .step(
+            "app",
+            &[],
+            &deployment("app", "app", "busybox:1.36.1", None),
+        )
+        .write(&world);
+    let daemon = world.daemon(&text).await;
+    let lease = daemon
+        .client()
+        .await
+        .acquire_lease(acquire("job"))
+        .await
+        .unwrap();
+    assert_eq!(lease.artifacts_dir, "");
 }
