@@ -8,7 +8,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::{RunArgs, lease::acquire_showing_progress};
 use anyhow::{Context, Result};
 
-/// Acquires, runs the command with `KUBECONFIG`, `INFRAD_LEASE_ID` and `INFRAD_CLUSTER` set,
+/// Acquires, runs the command with `KUBECONFIG`, `INFRAD_LEASE_ID` and `INFRAD_CLUSTER` set
+/// (and `INFRAD_ARTIFACTS_DIR` for a profile with artifacts),
 /// renews meanwhile, forwards SIGINT/SIGTERM to it, releases after; exits as it did.
 pub async fn run(args: RunArgs) -> Result<ExitCode> {
     // Signals are ours from the start: one during the wait gives up the wait (no lease is left).
@@ -38,6 +39,9 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         .env("KUBECONFIG", guard.kubeconfig_path())
         .env("INFRAD_LEASE_ID", guard.lease_id())
         .env("INFRAD_CLUSTER", guard.cluster());
+    if !guard.lease().artifacts_dir.is_empty() {
+        command.env("INFRAD_ARTIFACTS_DIR", &guard.lease().artifacts_dir);
+    }
     if !interactive {
         command.process_group(0);
     }

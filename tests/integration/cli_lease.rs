@@ -114,6 +114,32 @@ async fn acquire_renew_release_by_hand() {
 }
 
 #[tokio::test]
+async fn run_names_the_artifacts_directory_of_a_profile_with_artifacts() {
+    let profile =
+        config("warm = 1\nmax = 1\n[profiles.demo.artifacts]\nnode_path = \"/infrad/artifacts\"");
+    let daemon = TestDaemon::start(&profile).await;
+    ready(&daemon.client().await, 1).await;
+    let script = r#"test -d "$INFRAD_ARTIFACTS_DIR" && echo "$INFRAD_ARTIFACTS_DIR""#;
+    let out = output(infrad(
+        &daemon,
+        &["run", "--profile", "demo", "--", "sh", "-c", script],
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let dir = text(&out.stdout).trim().to_string();
+    assert!(dir.contains("infrad-demo-"), "the cluster's own: {dir}");
+
+    let plain = started().await;
+    let script = r#"test -z "${INFRAD_ARTIFACTS_DIR+set}" && echo unset"#;
+    let out = output(infrad(
+        &plain,
+        &["run", "--profile", "demo", "--", "sh", "-c", script],
+    ))
+    .await;
+    assert_eq!(text(&out.stdout).trim(), "unset", "{}", text(&out.stderr));
+}
+
+#[tokio::test]
 async fn run_passes_the_cluster_in_and_the_exit_code_out() {
     let daemon = started().await;
     let script = r#"test -f "$KUBECONFIG" && grep -q "$INFRAD_CLUSTER" "$KUBECONFIG" && test -n "$INFRAD_LEASE_ID" && echo "ran on $INFRAD_CLUSTER""#;
