@@ -46,8 +46,10 @@ fn write_kind_config(
 /// Where a cluster's own files go.
 pub(super) struct ClusterFiles<'a> {
     pub kubeconfig: &'a Path,
-    /// The artifacts directory and the kind config that mounts it (profiles with artifacts).
-    pub artifacts: Option<(&'a Path, &'a Path)>,
+    /// Made and used only for a profile with artifacts: the directory, and the kind config
+    /// that mounts it.
+    pub artifacts: &'a Path,
+    pub kind_config: &'a Path,
 }
 
 pub(super) async fn create(
@@ -61,13 +63,14 @@ pub(super) async fn create(
     recorder
         .step("cluster", "kind create cluster", async {
             let fail = step_failure("cluster", "kind create cluster");
-            let config = match (files.artifacts, &cluster.profile.artifacts) {
-                (Some((dir, config)), Some(artifacts)) => {
+            let config = match &cluster.profile.artifacts {
+                Some(artifacts) => {
+                    let (dir, config) = (files.artifacts, files.kind_config);
                     write_kind_config(recipe.config.as_deref(), dir, config, &artifacts.node_path)
                         .map_err(&fail)?;
                     Some(config)
                 }
-                _ => recipe.config.as_deref(),
+                None => recipe.config.as_deref(),
             };
             let spec = CreateSpec {
                 name: &cluster.name,

@@ -171,10 +171,8 @@ impl Provisioner for Pipeline {
         let kind_config = self.cluster_dir(&cluster.name).join("kind-config.yaml");
         let files = cluster::ClusterFiles {
             kubeconfig: &kubeconfig,
-            artifacts: profile
-                .artifacts
-                .is_some()
-                .then_some((artifacts.as_path(), kind_config.as_path())),
+            artifacts: &artifacts,
+            kind_config: &kind_config,
         };
         let kube = cluster::create(&self.kind, cluster, &files, recorder).await?;
         let kube = self.keep_kube(&cluster.name, kube);
