@@ -55,6 +55,20 @@ pub enum Error {
         wait: Duration,
         step: String,
     },
+    #[error(
+        "collect: profile {profile:?} has no artifacts directory; add to its config\n  \
+         [profiles.{profile}.artifacts]\n  node_path = \"/infrad/artifacts\"\n\
+         and restart the daemon (clusters built after that have it)"
+    )]
+    NoArtifacts { profile: String },
+    #[error("flush: {step:?} is not a deploy step of profile {profile:?}; its steps: {steps}")]
+    UnknownFlushStep {
+        profile: String,
+        step: String,
+        steps: String,
+    },
+    #[error("lease {0} is being released already (collecting its artifacts)")]
+    ReleaseUnderWay(String),
     #[error("the daemon is shutting down")]
     ShuttingDown,
     #[error("database: {0}")]

@@ -1,5 +1,6 @@
 //! infrad: keeps warm kind clusters and leases them to end-to-end test runs over gRPC.
 pub mod api;
+pub mod artifacts;
 pub mod cli;
 pub mod config;
 mod connections;
@@ -10,6 +11,7 @@ pub mod leases;
 pub mod overlay;
 pub mod pipeline;
 pub mod pool;
+pub mod private;
 pub mod store;
 pub mod time;
 pub mod timings;

@@ -117,14 +117,54 @@ impl LeaseGuard {
         }
     }
 
+    /// The cluster's artifacts directory on the daemon's host, emptied for this lease (a
+    /// profile with artifacts); `None` for a profile without.
+    pub fn artifacts_dir(&self) -> Option<&Path> {
+        (!self.lease.artifacts_dir.is_empty()).then(|| Path::new(&self.lease.artifacts_dir))
+    }
+
     /// Releases the lease and removes the kubeconfig file.
     pub async fn release(mut self) -> Result<()> {
+        let (id, token) = self.stop_renewing();
+        self.client.release(&id, &token).await
+    }
+
+    /// Releases the lease with collect ([`Client::release_collect`], flushing the deploy steps
+    /// `flush`), then copies the artifacts directory into `dest` (made if missing; files there
+    /// of the same names are replaced). The daemon must share this host. If the daemon
+    /// refuses to collect (the profile has no artifacts, an unknown step), the lease is still
+    /// released, and the refusal returned.
+    pub async fn release_collect(
+        mut self,
+        dest: &Path,
+        flush: &[impl AsRef<str>],
+    ) -> Result<proto::Collected> {
+        let (id, token) = self.stop_renewing();
+        let collected = match self.client.release_collect(&id, &token, flush).await {
+            Ok(Some(collected)) => collected,
+            Ok(None) => {
+                return Err(Error::Protocol(
+                    "the lease had been released already: nothing was collected".into(),
+                ));
+            }
+            Err(refused @ Error::Rejected { .. }) => {
+                self.client.release(&id, &token).await?;
+                return Err(refused);
+            }
+            Err(e) => return Err(e),
+        };
+        crate::copy::tree(Path::new(&collected.artifacts_dir), dest)?;
+        Ok(collected)
+    }
+
+    /// Stops renewing and marks the lease released (a drop then sends nothing): its id and
+    /// token, for the release that follows.
+    fn stop_renewing(&mut self) -> (String, String) {
         if let Some(renewer) = self.renewer.take() {
             renewer.abort();
         }
         self.released = true;
-        let (id, token) = (self.lease.lease_id.clone(), self.lease.token.clone());
-        self.client.release(&id, &token).await
+        (self.lease.lease_id.clone(), self.lease.token.clone())
     }
 }
 

@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 mod acquire;
+mod copy;
 mod error;
 mod guard;
 mod holder;
@@ -168,9 +169,33 @@ impl Client {
             .release(proto::ReleaseRequest {
                 lease_id: lease_id.to_string(),
                 token: token.to_string(),
+                ..Default::default()
             })
             .await?;
         Ok(())
+    }
+
+    /// Ends a lease after the daemon wrote its cluster's logs, events and `lease.json` into
+    /// the lease's artifacts directory, the workloads of the deploy steps `flush` stopped
+    /// first (so that they write what they write on exit). `None` when the lease had been
+    /// released already (nothing collected). The profile must have `[profiles.P.artifacts]`.
+    pub async fn release_collect(
+        &mut self,
+        lease_id: &str,
+        token: &str,
+        flush: &[impl AsRef<str>],
+    ) -> Result<Option<proto::Collected>> {
+        let response = self
+            .inner
+            .release(proto::ReleaseRequest {
+                lease_id: lease_id.to_string(),
+                token: token.to_string(),
+                collect: true,
+                flush: flush.iter().map(|s| s.as_ref().to_string()).collect(),
+            })
+            .await?
+            .into_inner();
+        Ok(response.collected)
     }
 
     /// Rebuilds the images of one profile, or of all when `profile` is `None`; returns the

@@ -62,6 +62,16 @@ fn run_timings(steps: &[StepRow]) -> proto::BuildTimings {
     }
 }
 
+pub(super) fn collected(c: crate::artifacts::Collected) -> proto::Collected {
+    proto::Collected {
+        artifacts_dir: c.dir.display().to_string(),
+        pods: c.pods,
+        logs: c.logs,
+        problems: c.problems,
+        took: Some(duration(c.took)),
+    }
+}
+
 /// The cluster's images as built (`name@id,…`), each replaced by the caller's if overridden.
 fn images(built: Option<&str>, overlay: Option<&Overlaid>) -> Vec<proto::LeaseImage> {
     let overrides = overlay.map_or(&[][..], |o| &o.images[..]);

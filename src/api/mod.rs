@@ -93,8 +93,14 @@ impl<L: LeaseApi, P: PoolApi> pb::lease_service_server::LeaseService for LeaseSe
         let request = request.into_inner();
         let lease_id = validate::lease_id(&request.lease_id)?;
         tracing::Span::current().record("lease_id", lease_id.as_str());
-        self.leases.release(&lease_id, &request.token).await?;
-        Ok(Response::new(proto::ReleaseResponse {}))
+        let collect = validate::collect(request.collect, request.flush)?;
+        let collected = self
+            .leases
+            .release(&lease_id, &request.token, collect)
+            .await?;
+        Ok(Response::new(proto::ReleaseResponse {
+            collected: collected.map(convert::collected),
+        }))
     }
 
     #[instrument(skip_all, fields(profile), err(level = "warn"))]

@@ -8,12 +8,14 @@ use crate::Error;
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
         let code = match &e {
-            Error::InvalidArgument(_) => Code::InvalidArgument,
+            Error::InvalidArgument(_) | Error::UnknownFlushStep { .. } => Code::InvalidArgument,
             Error::UnknownProfile(_) | Error::LeaseNotFound(_) => Code::NotFound,
             Error::WrongToken(_) => Code::PermissionDenied,
-            Error::LeaseLost { .. } | Error::ImageNotFound { .. } | Error::Overlay { .. } => {
-                Code::FailedPrecondition
-            }
+            Error::LeaseLost { .. }
+            | Error::ImageNotFound { .. }
+            | Error::Overlay { .. }
+            | Error::NoArtifacts { .. } => Code::FailedPrecondition,
+            Error::ReleaseUnderWay(_) => Code::Aborted,
             Error::OverlayTimedOut { .. } => Code::DeadlineExceeded,
             Error::ImageLookup(_) => Code::Unavailable,
             Error::NoCluster { .. } => Code::ResourceExhausted,

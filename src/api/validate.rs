@@ -75,6 +75,34 @@ fn images(images: Vec<proto::ImageOverride>) -> Result<Vec<ImageOverride>, Statu
         .collect()
 }
 
+/// Most deploy steps one Release may flush.
+const MAX_FLUSH: usize = 64;
+
+/// What Release asks to collect: `None` without collect; flush needs collect. Whether the
+/// steps are the profile's is the domain's to say.
+pub(super) fn collect(collect: bool, flush: Vec<String>) -> Result<Option<Vec<String>>, Status> {
+    if !collect {
+        if !flush.is_empty() {
+            return Err(Status::invalid_argument(
+                "flush needs collect: set collect to true to flush steps and collect artifacts",
+            ));
+        }
+        return Ok(None);
+    }
+    if flush.len() > MAX_FLUSH {
+        return Err(Status::invalid_argument(format!(
+            "flush: {} steps given; at most {MAX_FLUSH} are allowed",
+            flush.len()
+        )));
+    }
+    flush
+        .into_iter()
+        .enumerate()
+        .map(|(i, step)| text(&format!("flush[{i}]"), step))
+        .collect::<Result<_, _>>()
+        .map(Some)
+}
+
 /// A ttl as the domain checks it: unset → `None`; zero or negative → zero, which the domain
 /// refuses with the profile's maximum in the message.
 pub(super) fn ttl(ttl: Option<prost_types::Duration>) -> Result<Option<Duration>, Status> {
@@ -149,6 +177,20 @@ mod tests {
         let mut request = acquire_request("p", "h");
         request.get_mut().wait = Some(negative);
         assert_eq!(acquire(request).unwrap_err().code(), Code::InvalidArgument);
+    }
+
+    #[test]
+    fn flush_needs_collect() {
+        assert_eq!(collect(false, vec![]).unwrap(), None);
+        let alone = collect(false, vec!["app".into()]).unwrap_err();
+        assert_eq!(alone.code(), Code::InvalidArgument);
+        assert!(alone.message().contains("flush needs collect"));
+        assert_eq!(
+            collect(true, vec!["app".into()]).unwrap(),
+            Some(vec!["app".to_string()])
+        );
+        let many = collect(true, vec!["s".into(); 65]).unwrap_err();
+        assert!(many.message().contains("65 steps"), "{}", many.message());
     }
 
     #[test]

@@ -1,7 +1,5 @@
 //! `infrad acquire | renew | release`: leases by hand, for test runners in any language.
 use std::{
-    io::Write,
-    os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
     time::SystemTime,
 };
@@ -97,13 +95,6 @@ pub async fn release(args: ReleaseArgs) -> Result<()> {
 
 /// Writes a secret to a file only its owner can read, whether or not it existed.
 fn write_private(path: &Path, content: &str) -> std::io::Result<PathBuf> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    file.write_all(content.as_bytes())?;
+    crate::private::write(path, content.as_bytes())?;
     Ok(path.to_path_buf())
 }

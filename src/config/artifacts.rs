@@ -1,11 +1,16 @@
 //! `[profiles.P.artifacts]`: a host directory per cluster mounted on every node, for what
 //! workloads leave behind (E2E coverage). The mount is added to the profile's kind config at
 //! each build; one already there at the same place is a conflict, found here at load time.
-use std::path::Path;
+use std::{path::Path, time::Duration};
 
 use serde_json::Value;
 
 use super::{Artifacts, error::Unlocated, raw::RawArtifacts};
+
+/// Kept of each container's log: enough for a failing suite's story, not a disk's worth.
+const DEFAULT_MAX_LOG_BYTES: u64 = 5 * 1024 * 1024;
+/// Flushing waits for pods to exit (their grace period is 30 s by default), then logs.
+const DEFAULT_COLLECT_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub(super) fn validate(
     profile: &str,
@@ -43,7 +48,33 @@ pub(super) fn validate(
             ),
         ));
     }
-    Ok(Some(Artifacts { node_path }))
+    let max_log_bytes = match raw.max_log_bytes {
+        None => DEFAULT_MAX_LOG_BYTES,
+        Some(v) if *v.get_ref() == 0 => {
+            return Err(Unlocated::new(
+                v.span(),
+                format!("profiles.{profile}.artifacts.max_log_bytes"),
+                "must be at least 1 (bytes kept of each container's log)",
+            ));
+        }
+        Some(v) => v.into_inner(),
+    };
+    let collect_timeout = match raw.collect_timeout {
+        None => DEFAULT_COLLECT_TIMEOUT,
+        Some(v) if v.get_ref().0.is_zero() => {
+            return Err(Unlocated::new(
+                v.span(),
+                format!("profiles.{profile}.artifacts.collect_timeout"),
+                "must be longer than 0s (it bounds flushing and collecting at release)",
+            ));
+        }
+        Some(v) => v.into_inner().0,
+    };
+    Ok(Some(Artifacts {
+        node_path,
+        max_log_bytes,
+        collect_timeout,
+    }))
 }
 
 /// The key (`nodes[i].extraMounts[j].containerPath`) of a mount at, above or below `node_path`.

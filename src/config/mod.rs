@@ -65,6 +65,10 @@ pub struct Profile {
 pub struct Artifacts {
     /// Absolute path on every node (a `hostPath` volume there reaches the host directory).
     pub node_path: String,
+    /// Each container's log is cut to its last this many bytes when collected.
+    pub max_log_bytes: u64,
+    /// Bound on collecting at release (flush included); what is done by then is kept.
+    pub collect_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -64,6 +64,8 @@ pub(super) struct RawProfile {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawArtifacts {
     pub node_path: Text,
+    pub max_log_bytes: Option<Spanned<u64>>,
+    pub collect_timeout: Dur,
 }
 
 #[derive(Deserialize, Default)]

@@ -16,6 +16,7 @@
 //! - `NewLease` (store) is the row a grant inserts.
 mod grant;
 mod queue;
+mod record;
 mod report;
 pub mod token;
 
@@ -35,12 +36,17 @@ pub use report::{ClusterReport, ProfileReport};
 
 use crate::{
     Error, Result,
+    artifacts::{self, Collected},
     config::{Config, Profile},
     overlay::{self, ImageOverride, Override},
     pool::StepEvent,
     store::{ClusterRow, EndReason, LeaseRow, NewLease, StepRow, Store},
     time::{self, Millis, millis},
 };
+
+/// Beyond collecting's bound, for the release that follows it: the lease must not expire
+/// between the two.
+const COLLECT_SLACK: Duration = Duration::from_secs(30);
 
 /// What a caller asks Acquire for, validated by the API.
 #[derive(Debug, Clone)]
@@ -113,6 +119,17 @@ pub trait Overlays: Send + Sync + 'static {
     fn artifacts_dir(&self, cluster: &str) -> PathBuf;
     /// The cluster's artifacts directory, emptied (and made, mode 0700) for a new lease.
     fn fresh_artifacts(&self, cluster: &str) -> Result<PathBuf>;
+    /// Writes `record` as `lease.json` into the lease's artifacts directory, then the
+    /// cluster's logs and events, the deploy steps `flush` stopped first. Cut short when
+    /// dropped: what `report` holds by then was written.
+    fn collect(
+        &self,
+        lease: &LeaseRow,
+        profile: &Arc<Profile>,
+        flush: &[String],
+        record: &[u8],
+        report: &mut Collected,
+    ) -> impl Future<Output = ()> + Send;
 }
 
 /// Who watches one Acquire: its waiter id once it queues, each overlay step as it runs.
@@ -147,7 +164,14 @@ pub trait LeaseApi: Send + Sync + 'static {
         token: &str,
         ttl: Option<Duration>,
     ) -> impl Future<Output = Result<Millis>> + Send;
-    fn release(&self, lease_id: &str, token: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Ends the lease; with `collect` (the deploy steps to flush), its artifacts are collected
+    /// first and said what of. Releasing a released lease again succeeds, collecting nothing.
+    fn release(
+        &self,
+        lease_id: &str,
+        token: &str,
+        collect: Option<Vec<String>>,
+    ) -> impl Future<Output = Result<Option<Collected>>> + Send;
     fn status(
         &self,
         profile: Option<&str>,
@@ -164,7 +188,23 @@ pub struct Leases<V, O> {
     pool_wake: Arc<Notify>,
     /// Grants being taken back in the background.
     take_backs: TaskTracker,
+    /// Leases whose artifacts are being collected: one release at a time each.
+    collecting: std::sync::Mutex<std::collections::HashSet<String>>,
     shutdown: CancellationToken,
+}
+
+/// A lease's place in [`Leases::collecting`], given up when dropped.
+struct Collecting<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+    lease_id: String,
+}
+
+impl Drop for Collecting<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.lease_id);
+        }
+    }
 }
 
 impl<V: PoolView, O: Overlays> Leases<V, O> {
@@ -189,6 +229,7 @@ impl<V: PoolView, O: Overlays> Leases<V, O> {
             overlays,
             pool_wake,
             take_backs: TaskTracker::new(),
+            collecting: std::sync::Mutex::default(),
             shutdown,
         }
     }
@@ -447,6 +488,67 @@ impl<V: PoolView, O: Overlays> Leases<V, O> {
         }
     }
 
+    /// Collects the lease's artifacts, within the profile's bound. The lease stays live
+    /// meanwhile (its expiry is pushed past the bound), so the pool cannot recycle the cluster
+    /// underneath; a second release of it waits its turn by being refused.
+    async fn collect(&self, lease: &LeaseRow, flush: &[String]) -> Result<Collected> {
+        let started = Instant::now();
+        let profile = self.profile(&lease.profile)?;
+        let Some(settings) = &profile.artifacts else {
+            return Err(Error::NoArtifacts {
+                profile: profile.name.clone(),
+            });
+        };
+        artifacts::check_flush(profile, flush)?;
+        let _collecting = {
+            let mut set = self.collecting.lock().map_err(|_| Error::ShuttingDown)?;
+            if !set.insert(lease.id.clone()) {
+                return Err(Error::ReleaseUnderWay(lease.id.clone()));
+            }
+            Collecting {
+                set: &self.collecting,
+                lease_id: lease.id.clone(),
+            }
+        };
+        let now = time::now();
+        let until = lease
+            .expires_at
+            .max(now.saturating_add(millis(settings.collect_timeout + COLLECT_SLACK)));
+        if !self.store.renew(&lease.id, until, now).await? {
+            let lease = self.owned_lease(&lease.id, &lease.token).await?;
+            return Err(self.lost(&lease, now).await?.unwrap_or(Error::LeaseLost {
+                reason: EndReason::Expired,
+                at: lease.expires_at,
+            }));
+        }
+        let build = self.store.build_steps(&lease.cluster_id).await?;
+        let overlay = self.store.overlay_steps(&lease.cluster_id).await?;
+        let record = record::lease_json(lease, &build, &overlay, now);
+        let mut report = Collected::new(self.overlays.artifacts_dir(&lease.cluster_name));
+        let work = self
+            .overlays
+            .collect(lease, profile, flush, &record, &mut report);
+        if tokio::time::timeout(settings.collect_timeout, work)
+            .await
+            .is_err()
+        {
+            report.problems.push(format!(
+                "collecting stopped at the profile's collect_timeout of {}; what was written by then is kept",
+                humantime::format_duration(settings.collect_timeout)
+            ));
+        }
+        report.took = started.elapsed();
+        info!(
+            lease_id = %lease.id,
+            cluster = %lease.cluster_name,
+            pods = report.pods,
+            logs = report.logs,
+            problems = report.problems.len(),
+            "artifacts collected"
+        );
+        Ok(report)
+    }
+
     /// Ends every lease past its expiry; their clusters go to recycling.
     pub async fn expire_due(&self) -> Result<usize> {
         let expired = self.store.expire_due(time::now()).await?;
@@ -593,15 +695,27 @@ impl<V: PoolView, O: Overlays> LeaseApi for Leases<V, O> {
             }))
     }
 
-    async fn release(&self, lease_id: &str, token: &str) -> Result<()> {
+    async fn release(
+        &self,
+        lease_id: &str,
+        token: &str,
+        collect: Option<Vec<String>>,
+    ) -> Result<Option<Collected>> {
+        let mut collected = None;
         // A second round only when the lease ended between the read and the write.
         loop {
             let lease = self.owned_lease(lease_id, token).await?;
             if lease.end_reason == Some(EndReason::Released) {
-                return Ok(());
+                return Ok(collected);
             }
             if let Some(lost) = self.lost(&lease, time::now()).await? {
                 return Err(lost);
+            }
+            if let Some(flush) = &collect
+                && collected.is_none()
+            {
+                collected = Some(self.collect(&lease, flush).await?);
+                continue;
             }
             let now = time::now();
             if let Some(cluster_id) = self
@@ -611,7 +725,7 @@ impl<V: PoolView, O: Overlays> LeaseApi for Leases<V, O> {
             {
                 info!(lease_id, cluster = %lease.cluster_name, cluster_id, "lease released");
                 self.pool_wake.notify_one();
-                return Ok(());
+                return Ok(collected);
             }
         }
     }

@@ -2,13 +2,14 @@
 //! own (kind's `--wait` running out still exits 0), then the bootstrap manifests.
 use std::{
     fs::Permissions,
-    os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
+    os::unix::fs::PermissionsExt,
     path::Path,
 };
 
 use super::{kind_config, step_failure};
 use crate::{
     pool::{ClusterSpec, ProvisionResult, Recorder},
+    private,
     tools::{
         ToolError,
         kind::{CreateSpec, Kind},
@@ -27,20 +28,9 @@ fn write_kind_config(
     fn io(what: &Path) -> impl Fn(std::io::Error) -> ToolError + '_ {
         move |e| ToolError::new(format!("{}: {e}", what.display()))
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io(dir))?;
+    private::dir(dir).map_err(io(dir))?;
     let text = kind_config::with_mount(user, dir, node_path)?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(config)
-        .map_err(io(config))?;
-    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io(config))
+    private::write(config, text.as_bytes()).map_err(io(config))
 }
 
 /// Where a cluster's own files go.

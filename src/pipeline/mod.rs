@@ -3,6 +3,7 @@
 //! images loaded if it uses one: a step that uses none deploys while they load).
 //! Every step is recorded; a failure names its phase and step with the tool's exit code and
 //! the tail of its stderr. Cancelling (dropping) a build kills its child processes.
+mod artifacts;
 mod cluster;
 mod deploy;
 mod images;
@@ -23,6 +24,7 @@ use tracing::info;
 pub use images::BuiltImage;
 
 use crate::{
+    artifacts::Collected,
     config::{Profile, Tools},
     overlay::Override,
     pool::{Built, ClusterSpec, ProvisionResult, Provisioner, Recorder},
@@ -265,5 +267,9 @@ impl Provisioner for Pipeline {
 
     fn artifacts_dir(&self, cluster: &str) -> PathBuf {
         self.artifacts_path(cluster)
+    }
+
+    async fn collect(&self, cluster: &ClusterSpec, flush: &[String], report: &mut Collected) {
+        artifacts::collect(self, cluster, flush, report).await;
     }
 }

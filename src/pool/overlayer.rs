@@ -1,19 +1,17 @@
 //! The pool's side of an overlay: the provisioner puts a caller's images into its cluster, as
 //! a run of its own in the store (kind `overlay`, phases load and deploy).
-use std::{
-    os::unix::fs::{DirBuilderExt, PermissionsExt},
-    path::PathBuf,
-    sync::Arc,
-};
+use std::{path::PathBuf, sync::Arc};
 
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::{ClusterSpec, Provisioner, Recorder, StepEvent};
 use crate::{
     Error, Result,
+    artifacts::Collected,
     config::Profile,
     leases::Overlays,
     overlay::Override,
+    private,
     store::{LeaseRow, StepRow, Store},
     time,
 };
@@ -76,11 +74,7 @@ impl<P: Provisioner> Overlays for Overlayer<P> {
 
     fn fresh_artifacts(&self, cluster: &str) -> Result<PathBuf> {
         let dir = self.provisioner.artifacts_dir(cluster);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)?;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        private::dir(&dir)?;
         // Its contents only: the nodes bind-mount the directory itself, and a new one in
         // its place would not be what they see.
         for entry in std::fs::read_dir(&dir)? {
@@ -92,5 +86,28 @@ impl<P: Provisioner> Overlays for Overlayer<P> {
             }
         }
         Ok(dir)
+    }
+
+    async fn collect(
+        &self,
+        lease: &LeaseRow,
+        profile: &Arc<Profile>,
+        flush: &[String],
+        record: &[u8],
+        report: &mut Collected,
+    ) {
+        // First, so that even a collection cut short says which lease it belongs to.
+        let file = report.dir.join("lease.json");
+        if let Err(e) = private::write(&file, record) {
+            report
+                .problems
+                .push(format!("writing {}: {e}", file.display()));
+        }
+        let cluster = ClusterSpec {
+            id: lease.cluster_id.clone(),
+            name: lease.cluster_name.clone(),
+            profile: Arc::clone(profile),
+        };
+        self.provisioner.collect(&cluster, flush, report).await;
     }
 }

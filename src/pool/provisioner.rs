@@ -1,7 +1,7 @@
 //! The boundary between the pool and whatever makes clusters (the four-phase pipeline).
 use std::{path::PathBuf, sync::Arc};
 
-use crate::{config::Profile, overlay::Override, store::RunFailure};
+use crate::{artifacts::Collected, config::Profile, overlay::Override, store::RunFailure};
 
 use super::Recorder;
 
@@ -79,6 +79,16 @@ pub trait Provisioner: Send + Sync + 'static {
 
     /// The host directory a cluster's nodes mount for artifacts (profiles with artifacts).
     fn artifacts_dir(&self, cluster: &str) -> PathBuf;
+
+    /// Writes the leased cluster's pod logs and events into `report.dir`, the workloads of
+    /// the deploy steps `flush` scaled to 0 first; notes in `report` what was written and
+    /// what could not be. Cut short when dropped.
+    fn collect(
+        &self,
+        cluster: &ClusterSpec,
+        flush: &[String],
+        report: &mut Collected,
+    ) -> impl Future<Output = ()> + Send;
 }
 
 /// A shared provisioner provisions too (a test keeps a handle while the daemon runs it).
@@ -133,5 +143,14 @@ impl<P: Provisioner> Provisioner for Arc<P> {
 
     fn artifacts_dir(&self, cluster: &str) -> PathBuf {
         P::artifacts_dir(self, cluster)
+    }
+
+    fn collect(
+        &self,
+        cluster: &ClusterSpec,
+        flush: &[String],
+        report: &mut Collected,
+    ) -> impl Future<Output = ()> + Send {
+        P::collect(self, cluster, flush, report)
     }
 }

@@ -6,8 +6,9 @@ use super::Store;
 use crate::{Result, time::Millis};
 
 /// How a pipeline run, or one step of it, went. Stored as its lowercase name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type, serde::Serialize)]
 #[sqlx(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
 pub enum RunOutcome {
     Running,
     Succeeded,
@@ -181,8 +182,7 @@ impl Store {
         .await?)
     }
 
-    /// The steps of the cluster's newest overlay run (for tests that compare overlays' times).
-    #[cfg(any(test, feature = "test-support"))]
+    /// The steps of the cluster's newest overlay run.
     pub async fn overlay_steps(&self, cluster_id: &str) -> Result<Vec<StepRow>> {
         Ok(sqlx::query_as(
             "SELECT run_id, phase, step, started_at, ended_at, outcome FROM run_steps

@@ -1,5 +1,6 @@
 //! The Kubernetes API of one cluster via kube-rs: server-side apply of manifests, readiness
 //! of what was applied (watched: `wait`), namespaces.
+mod logs;
 mod pods;
 mod readiness;
 mod wait;
