@@ -47,7 +47,10 @@ mod tests {
         for root in [dest.as_path(), to.path()] {
             let log = std::fs::read_to_string(root.join("logs/demo/web-1/web.log")).unwrap();
             assert_eq!(log, "hello\n");
-            assert_eq!(std::fs::read_to_string(root.join("events.txt")).unwrap(), "none\n");
+            assert_eq!(
+                std::fs::read_to_string(root.join("events.txt")).unwrap(),
+                "none\n"
+            );
             assert_eq!(
                 std::fs::read_link(root.join("latest")).unwrap(),
                 Path::new("events.txt")
@@ -59,6 +62,9 @@ mod tests {
     fn a_missing_source_is_an_io_error_naming_it() {
         let to = tempfile::tempdir().unwrap();
         let error = tree(Path::new("/nonexistent/artifacts"), to.path()).unwrap_err();
-        assert!(error.to_string().contains("/nonexistent/artifacts"), "{error}");
+        assert!(
+            error.to_string().contains("/nonexistent/artifacts"),
+            "{error}"
+        );
     }
 }

@@ -147,7 +147,14 @@ impl LeaseGuard {
                     "the lease had been released already: nothing was collected".into(),
                 ));
             }
-            Err(refused @ Error::Rejected { .. }) => {
+            // Refused as asked (no artifacts, an unknown step): nothing was collected and
+            // the lease is still live.
+            Err(
+                refused @ Error::Rejected {
+                    code: tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument,
+                    ..
+                },
+            ) => {
                 self.client.release(&id, &token).await?;
                 return Err(refused);
             }

@@ -171,6 +171,15 @@ pub struct RunArgs {
     pub addr: AddrArgs,
     #[command(flatten)]
     pub request: LeaseRequestArgs,
+    /// After the command, have the daemon collect the cluster's logs, events and lease.json
+    /// into its artifacts directory, and copy that directory here (a profile with
+    /// [profiles.P.artifacts]).
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
+    /// With --artifacts: stop this deploy step's Deployments and StatefulSets first, so that
+    /// they write what they write on exit (Go coverage data). Repeatable.
+    #[arg(long, value_name = "STEP", requires = "artifacts")]
+    pub flush: Vec<String>,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     pub command: Vec<std::ffi::OsString>,

@@ -10,7 +10,8 @@ use anyhow::{Context, Result};
 
 /// Acquires, runs the command with `KUBECONFIG`, `INFRAD_LEASE_ID` and `INFRAD_CLUSTER` set
 /// (and `INFRAD_ARTIFACTS_DIR` for a profile with artifacts),
-/// renews meanwhile, forwards SIGINT/SIGTERM to it, releases after; exits as it did.
+/// renews meanwhile, forwards SIGINT/SIGTERM to it, releases after (collecting artifacts
+/// into `--artifacts DIR` if asked, also after a signal); exits as it did.
 pub async fn run(args: RunArgs) -> Result<ExitCode> {
     // Signals are ours from the start: one during the wait gives up the wait (no lease is left).
     let mut term = signal(SignalKind::terminate())?;
@@ -80,10 +81,39 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
             }
         }
     };
-    if let Err(e) = guard.release().await {
-        eprintln!("infrad: releasing the lease: {e}");
+    match &args.artifacts {
+        Some(dest) => collect(guard, dest, &args.flush).await,
+        None => {
+            if let Err(e) = guard.release().await {
+                eprintln!("infrad: releasing the lease: {e}");
+            }
+        }
     }
     Ok(exit_code(status))
+}
+
+/// Releases collecting, copies the artifacts to `dest` and says what came: the command's
+/// exit code stays the run's, whatever collecting met.
+async fn collect(guard: LeaseGuard, dest: &std::path::Path, flush: &[String]) {
+    match guard.release_collect(dest, flush).await {
+        Ok(collected) => {
+            let took = collected
+                .took
+                .and_then(|t| std::time::Duration::try_from(t).ok())
+                .unwrap_or_default();
+            eprintln!(
+                "infrad: artifacts in {}: logs of {} pods ({} container logs), events, lease.json; collected in {:.1}s",
+                dest.display(),
+                collected.pods,
+                collected.logs,
+                took.as_secs_f64()
+            );
+            for problem in &collected.problems {
+                eprintln!("infrad: not collected: {problem}");
+            }
+        }
+        Err(e) => eprintln!("infrad: collecting the artifacts: {e}"),
+    }
 }
 
 /// The command's exit code; 128 + the signal's number if a signal ended it, as shells do.

@@ -12,8 +12,9 @@ use super::{Pipeline, deploy, overlay};
 use crate::{
     artifacts::Collected,
     config::DeployStep,
-    image_ref, private,
+    image_ref,
     pool::ClusterSpec,
+    private,
     tools::kube::{Kube, ObjectRef},
 };
 
@@ -283,11 +284,15 @@ fn events_text(events: &[Value]) -> String {
     let mut lines: Vec<(String, String)> = events
         .iter()
         .map(|e| {
-            let at = ["/lastTimestamp", "/eventTime", "/metadata/creationTimestamp"]
-                .iter()
-                .map(|p| text(e, p))
-                .find(|t| !t.is_empty())
-                .unwrap_or_else(|| "-".into());
+            let at = [
+                "/lastTimestamp",
+                "/eventTime",
+                "/metadata/creationTimestamp",
+            ]
+            .iter()
+            .map(|p| text(e, p))
+            .find(|t| !t.is_empty())
+            .unwrap_or_else(|| "-".into());
             let namespace = text(e, "/involvedObject/namespace");
             let object = format!(
                 "{}{}/{}",
@@ -351,7 +356,10 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[1].starts_with("2026-12-04T10:00:01"), "{text}");
-        assert!(lines[1].contains("Node/kind-control-plane\tx1\tok"), "{text}");
+        assert!(
+            lines[1].contains("Node/kind-control-plane\tx1\tok"),
+            "{text}"
+        );
         assert!(
             lines[2].contains("Warning\tBackOff\tdemo Pod/web-1\tx3\tBack-off restarting"),
             "{text}"

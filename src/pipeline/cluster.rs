@@ -1,10 +1,6 @@
 //! Phase 2: `kind create cluster` with a kubeconfig of its own, an API readiness check of our
 //! own (kind's `--wait` running out still exits 0), then the bootstrap manifests.
-use std::{
-    fs::Permissions,
-    os::unix::fs::PermissionsExt,
-    path::Path,
-};
+use std::{fs::Permissions, os::unix::fs::PermissionsExt, path::Path};
 
 use super::{kind_config, step_failure};
 use crate::{

@@ -6,6 +6,7 @@ use std::{
 
 use futures::FutureExt;
 use infrad::{
+    artifacts::Collected,
     overlay::Override,
     pool::{Built, ClusterSpec, ProvisionResult, Provisioner, Recorder},
     store::RunFailure,
@@ -18,6 +19,8 @@ pub enum Event {
     BuildEnded(String, Instant),
     /// An overlay finished: the cluster and the tags it loaded.
     Overlaid(String, Vec<String>),
+    /// Collecting began: the cluster and the steps to flush.
+    Collected(String, Vec<String>),
     Reset(String),
     Destroyed(String),
 }
@@ -28,6 +31,7 @@ struct Knobs {
     fail_builds: bool,
     fail_resets: bool,
     overlay_delay: Duration,
+    collect_delay: Duration,
     /// Bumped by a refresh: clusters of an older generation are stale.
     image_generation: u32,
 }
@@ -53,6 +57,11 @@ impl TestProvisioner {
 
     pub fn set_build_delay(&self, delay: Duration) {
         self.knobs.lock().unwrap().build_delay = delay;
+    }
+
+    /// Collecting takes this long (then writes `collected.txt`).
+    pub fn set_collect_delay(&self, delay: Duration) {
+        self.knobs.lock().unwrap().collect_delay = delay;
     }
 
     pub fn set_fail_builds(&self, fail: bool) {
@@ -243,5 +252,16 @@ impl Provisioner for TestProvisioner {
     /// Beside `dir`, whose files are the clusters.
     fn artifacts_dir(&self, cluster: &str) -> PathBuf {
         self.dir.with_extension("artifacts").join(cluster)
+    }
+
+    /// Records the call, waits the collect delay, then writes `collected.txt` naming the
+    /// flushed steps and counts it as one pod's one log.
+    async fn collect(&self, cluster: &ClusterSpec, flush: &[String], report: &mut Collected) {
+        self.record(Event::Collected(cluster.name.clone(), flush.to_vec()));
+        let delay = self.knobs.lock().unwrap().collect_delay;
+        tokio::time::sleep(delay).await;
+        std::fs::write(report.dir.join("collected.txt"), flush.join("\n")).unwrap();
+        report.pods += 1;
+        report.logs += 1;
     }
 }

@@ -6,6 +6,7 @@ mod binary;
 mod build_command;
 mod cli_lease;
 mod client;
+mod collect;
 mod concurrency;
 mod e2e_kind;
 mod example;

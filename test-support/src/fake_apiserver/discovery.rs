@@ -144,7 +144,8 @@ pub(super) fn builtin_types() -> Vec<ResType> {
             &[],
             &[],
         ),
-        builtin("", "v1", "pods", "Pod", true, &["po"], &["all"], &[]),
+        builtin("", "v1", "pods", "Pod", true, &["po"], &["all"], &["log"]),
+        builtin("", "v1", "events", "Event", true, &["ev"], &[], &[]),
         builtin(
             "apps",
             "v1",

@@ -7,7 +7,7 @@
 //! `infrad.test/ready-after` = milliseconds, `never`, `fail` or `fail:MS`), then "ready".
 //! Time moves lazily: transitions happen at the start of the next request or helper call.
 //!
-//! Pods are simulated too, read-only (`get`, `list`; no watch): each Deployment, StatefulSet,
+//! Pods are simulated too, read-only (`get`, `list`, `log` as in logs.rs; no watch): each Deployment, StatefulSet,
 //! DaemonSet and Job (unless scaled to zero) has one, computed on every read and never stored
 //! (so not in `applied()`), named `WORKLOAD-HASH` (the hash of its pod template), with the
 //! template's labels, containers and an owner reference to the workload. Its status follows
@@ -16,6 +16,8 @@
 //! exit code 1 once failed (`Failed` for a Job). `set_image_failure` names images that cannot
 //! run: a workload using one never becomes ready, and its pod's container waits with the
 //! given reason and message.
+//!
+//! Events are stored objects like any other; `add_event` creates one as a controller would.
 //!
 //! Faithful details worth knowing (a real API server behaves the same way):
 //! - status integers that are zero are omitted (`readyReplicas` is absent, not 0);
@@ -42,6 +44,7 @@
 //! `set_require_token(true)`: kubectl never sends credentials to an `http://` server.
 
 mod discovery;
+mod logs;
 mod objects;
 mod pods;
 mod routing;
@@ -157,6 +160,37 @@ impl FakeApiServer {
     /// never sends credentials to an `http://` server; kube-rs does.
     pub fn set_require_token(&self, required: bool) {
         self.shared.lock().require_token = required;
+    }
+
+    /// The current log of every container named `container`, in any pod (the default is
+    /// one line saying what runs).
+    pub fn set_container_log(&self, container: &str, text: &str) {
+        self.shared
+            .lock()
+            .container_logs
+            .insert(container.into(), text.into());
+    }
+
+    /// Creates an Event (`core/v1`) in `namespace`, as a controller would: `event` gives
+    /// its fields (`reason`, `message`, `type`, `involvedObject`, timestamps).
+    pub fn add_event(&self, namespace: &str, name: &str, mut event: Value) {
+        event["apiVersion"] = "v1".into();
+        event["kind"] = "Event".into();
+        event["metadata"] = serde_json::json!({ "name": name, "namespace": namespace });
+        let mut st = self.shared.lock();
+        let rt = st
+            .types()
+            .into_iter()
+            .find(|t| t.is("", "Event"))
+            .expect("events are served");
+        let body = serde_json::to_vec(&event).unwrap();
+        let created = st.create(&rt, Some(namespace), &Default::default(), &body);
+        assert_eq!(
+            created.code,
+            201,
+            "{}",
+            String::from_utf8_lossy(&created.body)
+        );
     }
 
     /// Objects in the order they were first applied (or created).

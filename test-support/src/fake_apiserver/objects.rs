@@ -67,6 +67,8 @@ pub(super) struct ApiState {
     pub(super) require_token: bool,
     /// Images that cannot run (`set_image_failure`), in the order set.
     pub(super) image_failures: Vec<ImageFailure>,
+    /// Current log text by container name (`set_container_log`).
+    pub(super) container_logs: BTreeMap<String, String>,
     pub(super) rv: u64,
     /// Every change, in resourceVersion order.
     pub(super) changes: Vec<Change>,
@@ -188,6 +190,7 @@ impl ApiState {
             ns_delete_delay: Duration::from_millis(200),
             require_token: false,
             image_failures: Vec::new(),
+            container_logs: BTreeMap::new(),
             rv: 1000,
             changes: Vec::new(),
             changed: watch::channel(()).0,

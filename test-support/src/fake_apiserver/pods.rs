@@ -431,10 +431,16 @@ impl ApiState {
         self.list_of(rt, self.pods(rt, ns, params).into_values())
     }
 
-    pub(super) fn get_pod(&self, rt: &ResType, ns: &str, name: &str) -> Resp {
+    pub(super) fn pod(&self, rt: &ResType, ns: &str, name: &str) -> Option<Value> {
         let pods = self.pods(rt, Some(ns), &BTreeMap::new());
-        match pods.into_iter().find(|(k, _)| k.name == name) {
-            Some((_, v)) => Resp::json(200, &v),
+        pods.into_iter()
+            .find(|(k, _)| k.name == name)
+            .map(|(_, v)| v)
+    }
+
+    pub(super) fn get_pod(&self, rt: &ResType, ns: &str, name: &str) -> Resp {
+        match self.pod(rt, ns, name) {
+            Some(v) => Resp::json(200, &v),
             None => not_found(rt, name),
         }
     }

@@ -389,6 +389,7 @@ impl ApiState {
         match (method, ns, rest) {
             ("GET", _, []) if !watch => self.list_pods(rt, ns, params),
             ("GET", Some(ns), [name]) => self.get_pod(rt, ns, name),
+            ("GET", Some(ns), [name, "log"]) => self.pod_log(rt, ns, name, params),
             (_, None, [_]) | (_, _, [_, _, ..]) => Resp::no_resource(),
             _ => {
                 Resp::not_allowed("the server does not allow this method on the requested resource")
