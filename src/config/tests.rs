@@ -302,6 +302,35 @@ fn artifacts_take_an_absolute_node_path() {
 }
 
 #[test]
+fn artifacts_collection_has_bounds_with_defaults() {
+    let config = parse("[profiles.demo.artifacts]\nnode_path = \"/a\"\n").unwrap();
+    let artifacts = config.profile("demo").unwrap().artifacts.clone().unwrap();
+    assert_eq!(artifacts.max_log_bytes, 5 * 1024 * 1024);
+    assert_eq!(artifacts.collect_timeout, Duration::from_secs(120));
+    let config = parse(
+        "[profiles.demo.artifacts]\nnode_path = \"/a\"\nmax_log_bytes = 1_000\ncollect_timeout = \"30s\"\n",
+    )
+    .unwrap();
+    let artifacts = config.profile("demo").unwrap().artifacts.clone().unwrap();
+    assert_eq!(artifacts.max_log_bytes, 1000);
+    assert_eq!(artifacts.collect_timeout, Duration::from_secs(30));
+    let e = error("[profiles.demo.artifacts]\nnode_path = \"/a\"\nmax_log_bytes = 0\n");
+    assert!(
+        e.starts_with(
+            "/etc/infrad.toml:3: profiles.demo.artifacts.max_log_bytes: must be at least 1"
+        ),
+        "{e}"
+    );
+    let e = error("[profiles.demo.artifacts]\nnode_path = \"/a\"\ncollect_timeout = \"0s\"\n");
+    assert!(
+        e.starts_with(
+            "/etc/infrad.toml:3: profiles.demo.artifacts.collect_timeout: must be longer than 0s"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_kind_config_mount_where_the_artifacts_go_is_a_conflict() {
     let dir = recipe_dir();
     std::fs::write(

@@ -307,7 +307,7 @@ async fn flush_scales_the_steps_workloads_to_zero_before_the_other_logs_are_take
     let at = |what: &dyn Fn(&infrad_test_support::fake_apiserver::RecordedRequest) -> bool| {
         requests
             .iter()
-            .position(|r| what(r))
+            .position(what)
             .unwrap_or_else(|| panic!("no such request in {requests:#?}"))
     };
     let app_log =

@@ -140,6 +140,75 @@ async fn run_names_the_artifacts_directory_of_a_profile_with_artifacts() {
 }
 
 #[tokio::test]
+async fn run_with_artifacts_collects_and_copies_the_tree_after_sigterm() {
+    let profile = config(
+        "warm = 1\nmax = 1\n[profiles.demo.artifacts]\nnode_path = \"/infrad/artifacts\"\n\
+         [[profiles.demo.deploy]]\nname = \"app\"\nmanifests = []",
+    );
+    let daemon = TestDaemon::start(&profile).await;
+    ready(&daemon.client().await, 1).await;
+    let dest = tempfile::tempdir().unwrap();
+    let out_dir = dest.path().join("out");
+    let running = dest.path().join("running");
+    let script = format!(
+        r#"trap 'exit 3' TERM; mkdir -p "$INFRAD_ARTIFACTS_DIR/coverdata" && echo counters > "$INFRAD_ARTIFACTS_DIR/coverdata/covcounters.1"; touch {}; while :; do sleep 0.1; done"#,
+        running.display()
+    );
+    let mut command = infrad(
+        &daemon,
+        &[
+            "run",
+            "--profile",
+            "demo",
+            "--artifacts",
+            out_dir.to_str().unwrap(),
+            "--flush",
+            "app",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let child = command.spawn().unwrap();
+    eventually("the command runs", || async { running.exists() }).await;
+    let out = terminate(child).await;
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the command's: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("coverdata/covcounters.1")).unwrap(),
+        "counters\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("collected.txt")).unwrap(),
+        "app"
+    );
+    assert!(out_dir.join("lease.json").exists());
+    assert!(
+        text(&out.stderr).contains(&format!("infrad: artifacts in {}", out_dir.display())),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(live_leases(&daemon).await, 0);
+
+    let out = output(infrad(
+        &daemon,
+        &["run", "--profile", "demo", "--flush", "app", "--", "true"],
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(2), "--flush needs --artifacts");
+    assert!(
+        text(&out.stderr).contains("--artifacts"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test]
 async fn run_passes_the_cluster_in_and_the_exit_code_out() {
     let daemon = started().await;
     let script = r#"test -f "$KUBECONFIG" && grep -q "$INFRAD_CLUSTER" "$KUBECONFIG" && test -n "$INFRAD_LEASE_ID" && echo "ran on $INFRAD_CLUSTER""#;
