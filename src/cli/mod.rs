@@ -196,9 +196,13 @@ pub struct ConfigArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// Address to serve gRPC on.
+    /// Address to serve gRPC on. Only loopback unless --insecure-allow-remote.
     #[arg(long, env = "INFRAD_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+    /// Serve a non-loopback --listen address although callers are not authenticated: anyone
+    /// who reaches it can lease a cluster and its cluster-admin kubeconfig.
+    #[arg(long)]
+    pub insecure_allow_remote: bool,
     /// Where the database and kubeconfigs live
     /// [default: /var/lib/infrad as root, else $XDG_STATE_HOME/infrad].
     #[arg(long, env = "INFRAD_STATE_DIR")]

@@ -434,6 +434,33 @@ fn serve_refuses_a_missing_config() {
 }
 
 #[test]
+fn serve_refuses_a_non_loopback_address_without_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    // Refused before anything is bound: this test never listens beyond loopback.
+    let output = output_of(
+        infrad()
+            .args([
+                "serve",
+                "--listen",
+                "0.0.0.0:50051",
+                "--config",
+                EXAMPLE_CONFIG,
+            ])
+            .arg("--state-dir")
+            .arg(&state),
+    );
+    assert!(!output.status.success(), "serve started on 0.0.0.0");
+    let err = stderr(&output);
+    assert!(
+        err.contains("refusing to listen on 0.0.0.0:50051: it is not a loopback address")
+            && err.contains("--insecure-allow-remote"),
+        "{err}"
+    );
+    assert!(!state.exists(), "nothing was set up");
+}
+
+#[test]
 fn serve_names_a_taken_address() {
     let dir = tempfile::tempdir().unwrap();
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
