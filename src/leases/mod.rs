@@ -201,9 +201,10 @@ struct Collecting<'a> {
 
 impl Drop for Collecting<'_> {
     fn drop(&mut self) {
-        if let Ok(mut set) = self.set.lock() {
-            set.remove(&self.lease_id);
-        }
+        self.set
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.lease_id);
     }
 }
 
@@ -501,7 +502,10 @@ impl<V: PoolView, O: Overlays> Leases<V, O> {
         };
         artifacts::check_flush(profile, flush)?;
         let _collecting = {
-            let mut set = self.collecting.lock().map_err(|_| Error::ShuttingDown)?;
+            let mut set = self
+                .collecting
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if !set.insert(lease.id.clone()) {
                 return Err(Error::ReleaseUnderWay(lease.id.clone()));
             }
@@ -515,11 +519,7 @@ impl<V: PoolView, O: Overlays> Leases<V, O> {
             .expires_at
             .max(now.saturating_add(millis(settings.collect_timeout + COLLECT_SLACK)));
         if !self.store.renew(&lease.id, until, now).await? {
-            let lease = self.owned_lease(&lease.id, &lease.token).await?;
-            return Err(self.lost(&lease, now).await?.unwrap_or(Error::LeaseLost {
-                reason: EndReason::Expired,
-                at: lease.expires_at,
-            }));
+            return Err(self.ended_meanwhile(&lease.id, &lease.token).await?);
         }
         let build = self.store.build_steps(&lease.cluster_id).await?;
         let overlay = self.store.overlay_steps(&lease.cluster_id).await?;
@@ -547,6 +547,19 @@ impl<V: PoolView, O: Overlays> Leases<V, O> {
             "artifacts collected"
         );
         Ok(report)
+    }
+
+    /// Why a lease found live a moment ago refused a write: it ended between the read and
+    /// the write.
+    async fn ended_meanwhile(&self, lease_id: &str, token: &str) -> Result<Error> {
+        let lease = self.owned_lease(lease_id, token).await?;
+        Ok(self
+            .lost(&lease, time::now())
+            .await?
+            .unwrap_or(Error::LeaseLost {
+                reason: EndReason::Expired,
+                at: lease.expires_at,
+            }))
     }
 
     /// Ends every lease past its expiry; their clusters go to recycling.
@@ -684,15 +697,7 @@ impl<V: PoolView, O: Overlays> LeaseApi for Leases<V, O> {
         if self.store.renew(lease_id, expires_at, now).await? {
             return Ok(expires_at);
         }
-        // It ended between the read and the write.
-        let lease = self.owned_lease(lease_id, token).await?;
-        Err(self
-            .lost(&lease, time::now())
-            .await?
-            .unwrap_or(Error::LeaseLost {
-                reason: EndReason::Expired,
-                at: lease.expires_at,
-            }))
+        Err(self.ended_meanwhile(lease_id, token).await?)
     }
 
     async fn release(

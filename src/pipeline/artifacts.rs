@@ -8,7 +8,7 @@ use std::{collections::BTreeSet, path::PathBuf};
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 
-use super::{Pipeline, deploy, overlay};
+use super::{Pipeline, deploy, overlay, reset};
 use crate::{
     artifacts::Collected,
     config::DeployStep,
@@ -61,7 +61,12 @@ pub(super) async fn collect(
             Err(e) => report.problems.push(e.message),
         }
     }
-    for namespace in added_namespaces(pipeline, &kube, &cluster.name, report).await {
+    let added = reset::added_namespaces(&kube, &pipeline.baseline_path(&cluster.name)).await;
+    let added = added.unwrap_or_else(|e| {
+        report.problems.push(e.message);
+        Vec::new()
+    });
+    for namespace in added {
         match kube.namespace_pods(&namespace).await {
             Ok(pods) => logs.of_pods(&kube, &pods, report).await,
             Err(e) => report.problems.push(e.message),
@@ -128,36 +133,6 @@ async fn flush_step(
             report
                 .problems
                 .push(format!("flush {}: {}", step.name, e.message));
-        }
-    }
-}
-
-/// The namespaces the cluster has now and did not have when it became ready.
-async fn added_namespaces(
-    pipeline: &Pipeline,
-    kube: &Kube,
-    cluster: &str,
-    report: &mut Collected,
-) -> Vec<String> {
-    let baseline = pipeline.baseline_path(cluster);
-    let kept = match std::fs::read_to_string(&baseline) {
-        Ok(kept) => kept,
-        Err(e) => {
-            report
-                .problems
-                .push(format!("no namespace baseline {}: {e}", baseline.display()));
-            return Vec::new();
-        }
-    };
-    let kept: BTreeSet<&str> = kept.lines().collect();
-    match kube.namespaces().await {
-        Ok(now) => now
-            .into_iter()
-            .filter(|n| !kept.contains(n.as_str()))
-            .collect(),
-        Err(e) => {
-            report.problems.push(e.message);
-            Vec::new()
         }
     }
 }

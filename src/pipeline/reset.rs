@@ -6,7 +6,11 @@ use std::{path::Path, time::Duration};
 use futures::FutureExt;
 
 use super::{deploy, step_failure};
-use crate::{config::DeployStep, pool::ProvisionResult, tools::kube::Kube};
+use crate::{
+    config::DeployStep,
+    pool::ProvisionResult,
+    tools::{ToolError, kube::Kube},
+};
 
 /// Bound on waiting for deleted namespaces to disappear.
 const NAMESPACE_DELETION: Duration = Duration::from_secs(120);
@@ -15,12 +19,25 @@ const NAMESPACE_DELETION: Duration = Duration::from_secs(120);
 pub(super) async fn record_baseline(kube: &Kube, file: &Path) -> ProvisionResult<()> {
     let fail = step_failure("deploy", "namespace baseline");
     let namespaces = kube.namespaces().await.map_err(&fail)?;
-    std::fs::write(file, namespaces.join("\n")).map_err(|e| {
-        fail(crate::tools::ToolError::new(format!(
-            "writing {}: {e}",
-            file.display()
-        )))
-    })
+    std::fs::write(file, namespaces.join("\n"))
+        .map_err(|e| fail(ToolError::new(format!("writing {}: {e}", file.display()))))
+}
+
+/// The namespaces the cluster has now and did not have when it became ready: the test run's.
+pub(super) async fn added_namespaces(
+    kube: &Kube,
+    baseline: &Path,
+) -> Result<Vec<String>, ToolError> {
+    let kept = std::fs::read_to_string(baseline).map_err(|e| {
+        ToolError::new(format!("no namespace baseline {}: {e}", baseline.display()))
+    })?;
+    let kept: Vec<&str> = kept.lines().collect();
+    Ok(kube
+        .namespaces()
+        .await?
+        .into_iter()
+        .filter(|n| !kept.contains(&n.as_str()))
+        .collect())
 }
 
 pub(super) async fn run(
@@ -30,20 +47,7 @@ pub(super) async fn run(
     overlaid: &[String],
 ) -> ProvisionResult<()> {
     let fail = step_failure("recycle", "reset");
-    let kept = std::fs::read_to_string(baseline).map_err(|e| {
-        fail(crate::tools::ToolError::new(format!(
-            "no namespace baseline {}: {e}",
-            baseline.display()
-        )))
-    })?;
-    let kept: Vec<&str> = kept.lines().collect();
-    let added: Vec<String> = kube
-        .namespaces()
-        .await
-        .map_err(&fail)?
-        .into_iter()
-        .filter(|n| !kept.contains(&n.as_str()))
-        .collect();
+    let added = added_namespaces(kube, baseline).await.map_err(&fail)?;
     kube.delete_namespaces(&added, NAMESPACE_DELETION)
         .await
         .map_err(&fail)?;
